@@ -1,0 +1,262 @@
+"""A person's pose as MediaPipe Pose sees it, and the detector that finds it.
+
+A `Skeleton` holds MediaPipe's 33 landmarks as a (33, 4) float32 array of
+x, y, z, visibility. x and y are normalised to the image the skeleton lives in
+([0, 1] across its width and height), exactly as MediaPipe returns them; z is
+MediaPipe's depth, on the same scale as x. The generators use a reduced form:
+13 joints (nose, shoulders, elbows, wrists, hips, knees, ankles), flattened to
+a 26-vector (x0, y0, x1, y1, ...).
+
+`PoseDetector` wraps `mp.solutions.pose.Pose`. It feeds MediaPipe RGB, adds a
+replicated border before detection (on tight person crops the detector misses
+many frames without one) and maps the landmarks back to the original image.
+"""
+import contextlib
+import os
+import sys
+import tempfile
+
+import cv2
+import numpy as np
+
+NUM_LANDMARKS = 33
+# MediaPipe indices of the 13 joints the generators use, in the order of the 26-vector.
+REDUCED_IDS = np.array([0, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28])
+REDUCED_NAMES = ("nose", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+                 "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+                 "right_knee", "left_ankle", "right_ankle")
+REDUCED_DIM = 2 * len(REDUCED_IDS)  # 26
+
+# Bones between reduced joints (indices into REDUCED_IDS) and the side they belong to.
+# MediaPipe's "left" is the person's left, which appears on the right of a facing person.
+BONES = (
+    (1, 3, "left"), (3, 5, "left"), (7, 9, "left"), (9, 11, "left"), (1, 7, "left"),
+    (2, 4, "right"), (4, 6, "right"), (8, 10, "right"), (10, 12, "right"), (2, 8, "right"),
+    (1, 2, "centre"), (7, 8, "centre"),
+)
+SIDE_COLOURS = {"left": (0, 165, 255), "right": (255, 128, 0), "centre": (80, 220, 80)}  # BGR
+JOINT_COLOUR = (255, 255, 255)
+
+
+class Skeleton:
+    """33 MediaPipe landmarks, normalised to the image they were found in.
+
+    The method names `boundingBox`, `crop`, `distance` and `draw` follow the course
+    code this toolkit grew from, so that its exercises still read naturally.
+    """
+
+    def __init__(self, landmarks):
+        landmarks = np.asarray(landmarks, dtype=np.float32)
+        if landmarks.shape != (NUM_LANDMARKS, 4):
+            raise ValueError(f"a Skeleton needs ({NUM_LANDMARKS}, 4) landmarks, got {landmarks.shape}")
+        self.landmarks = landmarks.copy()
+
+    # ---- construction and conversions ---------------------------------------------
+    @classmethod
+    def from_image(cls, image, detector=None):
+        """The skeleton of the person in a BGR image, or None if MediaPipe finds nobody.
+        Pass a `PoseDetector` to reuse one across calls (creating one takes time)."""
+        if detector is not None:
+            return detector.detect(image)
+        with PoseDetector(tracking=False) as det:
+            return det.detect(image)
+
+    @classmethod
+    def from_array(cls, array):
+        """Rebuild from `to_array()` (33x4 or 132 values) or from a reduced 26-vector.
+
+        A reduced vector restores the 13 joints with visibility 1; the other
+        landmarks are unknown and stored as NaN, which every method here ignores.
+        """
+        array = np.asarray(array, dtype=np.float32)
+        if array.size == NUM_LANDMARKS * 4:
+            return cls(array.reshape(NUM_LANDMARKS, 4))
+        if array.size == REDUCED_DIM:
+            landmarks = np.full((NUM_LANDMARKS, 4), np.nan, dtype=np.float32)
+            landmarks[REDUCED_IDS, :2] = array.reshape(-1, 2)
+            landmarks[REDUCED_IDS, 2] = 0.0
+            landmarks[REDUCED_IDS, 3] = 1.0
+            return cls(landmarks)
+        raise ValueError(f"cannot build a Skeleton from an array of shape {array.shape}: "
+                         f"expected {NUM_LANDMARKS * 4} or {REDUCED_DIM} values")
+
+    def to_array(self):
+        """The full (33, 4) landmark array (a copy)."""
+        return self.landmarks.copy()
+
+    def reduced(self):
+        """The 13 generator joints as a (13, 2) array of x, y."""
+        return self.landmarks[REDUCED_IDS, :2].copy()
+
+    def vector(self):
+        """The reduced skeleton as the 26-vector the generators take."""
+        return self.reduced().reshape(-1)
+
+    def __array__(self, dtype=None, copy=None):
+        # np.asarray(ske) gives the 26-vector, as in the course code.
+        vec = self.vector()
+        return vec if dtype is None else vec.astype(dtype)
+
+    def __repr__(self):
+        x0, y0, x1, y1 = self.boundingBox()
+        return f"Skeleton(box=({x0:.2f}, {y0:.2f}, {x1:.2f}, {y1:.2f}))"
+
+    # ---- geometry ----------------------------------------------------------------
+    def boundingBox(self):
+        """(xmin, ymin, xmax, ymax) over all known landmarks, in normalised coordinates."""
+        xy = self.landmarks[:, :2]
+        xy = xy[~np.isnan(xy).any(axis=1)]
+        return (float(xy[:, 0].min()), float(xy[:, 1].min()),
+                float(xy[:, 0].max()), float(xy[:, 1].max()))
+
+    def crop(self, x, y, w, h):
+        """The skeleton seen from inside the box (x, y, w, h), all normalised to the
+        current image: what was at (x, y) moves to (0, 0) and (x+w, y+h) to (1, 1).
+        z keeps its ratio to x. Returns a new Skeleton."""
+        out = self.landmarks.copy()
+        out[:, 0] = (out[:, 0] - x) / w
+        out[:, 1] = (out[:, 1] - y) / h
+        out[:, 2] = out[:, 2] / w
+        return Skeleton(out)
+
+    def distance(self, other):
+        """Mean Euclidean distance between the 13 reduced joints of two skeletons.
+
+        A metric (zero to itself, symmetric, triangle inequality) in the units of
+        the normalised coordinates, so only comparable within one image frame."""
+        return float(np.linalg.norm(self.reduced() - other.reduced(), axis=1).mean())
+
+    # ---- drawing -----------------------------------------------------------------
+    def draw(self, image, thickness=None):
+        """Draw the stick figure onto `image` (BGR, any size) in place, and return it.
+
+        The person's left limbs are orange, right limbs blue, the torso's cross
+        bars green, so a mirrored pose is visible at a glance."""
+        h, w = image.shape[:2]
+        if thickness is None:
+            thickness = max(1, round(min(h, w) / 64))
+        pts = self.reduced() * np.array([w, h], dtype=np.float32)
+        ok = ~np.isnan(pts).any(axis=1)
+        pix = np.where(ok[:, None], pts, 0).round().astype(int)
+        for a, b, side in BONES:
+            if ok[a] and ok[b]:
+                cv2.line(image, tuple(pix[a]), tuple(pix[b]), SIDE_COLOURS[side], thickness, cv2.LINE_AA)
+        if ok[0] and ok[1] and ok[2]:  # neck: nose to the middle of the shoulders
+            neck = tuple(((pts[1] + pts[2]) / 2).round().astype(int))
+            cv2.line(image, tuple(pix[0]), neck, SIDE_COLOURS["centre"], thickness, cv2.LINE_AA)
+        for j in np.flatnonzero(ok):
+            cv2.circle(image, tuple(pix[j]), thickness + 1, JOINT_COLOUR, -1, cv2.LINE_AA)
+        return image
+
+
+def square_box(ske, image_size, margin=0.2):
+    """The square around a person, in pixels: (x0, y0, side).
+
+    Its side is the larger side of the skeleton's bounding box grown by `margin`
+    on each side, so the person fits whatever their pose; it is centred on the
+    box and may reach outside the image (`crop_square` pads)."""
+    w, h = image_size
+    x0, y0, x1, y1 = ske.boundingBox()
+    bw, bh = (x1 - x0) * w, (y1 - y0) * h
+    side = max(bw, bh) * (1 + 2 * margin)
+    side = max(side, 8.0)  # a degenerate box (one visible point) still gets a usable crop
+    cx, cy = (x0 + x1) / 2 * w, (y0 + y1) / 2 * h
+    return cx - side / 2, cy - side / 2, side
+
+
+def crop_square(image, box, size):
+    """Cut the square `box` (x0, y0, side in pixels) out of `image` and resize it to
+    size x size. Parts outside the image are filled by replicating its border, so the
+    crop never slices out of bounds and the aspect ratio is never distorted."""
+    x0, y0, side = box
+    scale = size / side
+    # One affine warp does the translation, scale and padding in a single resample.
+    m = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], dtype=np.float32)
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+
+
+def crop_person(image, ske, size, margin=0.2):
+    """Square crop of `image` around `ske`: (crop, skeleton in crop coordinates, box)."""
+    h, w = image.shape[:2]
+    box = square_box(ske, (w, h), margin)
+    x0, y0, side = box
+    return crop_square(image, box, size), ske.crop(x0 / w, y0 / h, side / w, side / h), box
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence C++ logging written straight to file descriptor 2 (TFLite's and glog's
+    start-up banners). What was written is replayed if the block fails, so a real
+    error message is never lost."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, ValueError, OSError):  # no real stderr (e.g. some IDEs)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), fd)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, fd)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
+class PoseDetector:
+    """MediaPipe Pose (`mp.solutions.pose`, model_complexity=1, the one model that
+    ships inside the mediapipe==0.10.21 wheel) returning `Skeleton`s.
+
+    tracking=True keeps MediaPipe in video mode: landmarks from one frame seed the
+    next, which is faster and steadier on consecutive frames. Use tracking=False
+    for independent images. `margin` is the width of the replicated border added
+    on each side, as a fraction of the frame's larger side.
+    """
+
+    def __init__(self, tracking=True, margin=0.25, min_confidence=0.5):
+        with _quiet_stderr():
+            import mediapipe as mp
+            self._pose = mp.solutions.pose.Pose(
+                static_image_mode=not tracking, model_complexity=1,
+                min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence)
+        self.margin = margin
+        self._warm = False
+
+    def detect(self, image):
+        """The skeleton of the person in `image` (BGR uint8), or None if none is found."""
+        h, w = image.shape[:2]
+        m = int(round(self.margin * max(h, w)))
+        padded = cv2.copyMakeBorder(image, m, m, m, m, cv2.BORDER_REPLICATE) if m else image
+        rgb = cv2.cvtColor(padded, cv2.COLOR_BGR2RGB)
+        if self._warm:
+            result = self._pose.process(rgb)
+        else:  # the first call prints the inference engine's banners
+            with _quiet_stderr():
+                result = self._pose.process(rgb)
+            self._warm = True
+        if result.pose_landmarks is None:
+            return None
+        lm = np.array([[p.x, p.y, p.z, p.visibility] for p in result.pose_landmarks.landmark],
+                      dtype=np.float32)
+        # Back from the padded frame to the original one.
+        ph, pw = padded.shape[:2]
+        lm[:, 0] = (lm[:, 0] * pw - m) / w
+        lm[:, 1] = (lm[:, 1] * ph - m) / h
+        lm[:, 2] = lm[:, 2] * pw / w
+        return Skeleton(lm)
+
+    def close(self):
+        self._pose.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
