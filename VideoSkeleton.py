@@ -1,0 +1,310 @@
+"""A video turned into a dataset: person-centred square crops and their skeletons.
+
+For every k-th frame of a video, MediaPipe Pose finds the person (in tracking
+mode, with a replicated border around the frame); the frame is cut to a square
+around them (padded where it leaves the image, never stretched), resized to
+size x size, and kept with its skeleton in crop coordinates and the index of the
+frame it came from. Frames with nobody in them are left out.
+
+The result is cached in the project's cache folder ($DANCE_CACHE, else cache/)
+as one plain .npz (JPEG bytes, float arrays and a JSON header; no pickle),
+written atomically. It is reused while the video's content and the settings are
+unchanged, and rebuilt otherwise. An interrupted extraction (Ctrl-C) is saved
+as a partial cache and resumed by the next run.
+
+    python VideoSkeleton.py data/taichi1.mp4 --every 1 --size 128 [--force] [--show]
+"""
+import argparse
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from Skeleton import REDUCED_IDS, PoseDetector, Skeleton, crop_person
+from VideoReader import PROJECT_DIR, DanceError, VideoReader, check_file, cli_main, data_path
+
+DEFAULT_EVERY = 1       # process every k-th frame
+DEFAULT_SIZE = 128      # side of the square crops, in pixels
+CROP_MARGIN = 0.2       # room around the person's box, as a fraction of its larger side, each side
+DETECT_MARGIN = 0.25    # replicated border added before detection, as a fraction of the frame's larger side
+JPEG_QUALITY = 95
+CACHE_VERSION = 1       # bump when the extraction changes, so old caches are rebuilt
+
+log = logging.getLogger("dance")
+
+
+def cache_dir():
+    """Where caches go: $DANCE_CACHE when set, else cache/ in the project (git-ignored)."""
+    return Path(os.environ.get("DANCE_CACHE") or PROJECT_DIR / "cache")
+
+
+def file_digest(path, chunk=1 << 20):
+    """sha256 of a file's content: the cache follows the video's content, not its date."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_npz_atomic(path, **arrays):
+    """Write an .npz under a temporary name, then rename it into place, so a crash or
+    Ctrl-C never leaves a half-written file where a reader would find it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def has_display():
+    """Whether an OpenCV window can open: on Linux that needs an X or Wayland display."""
+    if os.name == "nt" or os.uname().sysname == "Darwin":
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def combine_images(*images):
+    """Place images side by side on a black canvas as tall as the tallest."""
+    height = max(im.shape[0] for im in images)
+    canvas = np.zeros((height, sum(im.shape[1] for im in images), 3), dtype=np.uint8)
+    x = 0
+    for im in images:
+        canvas[:im.shape[0], x:x + im.shape[1]] = im
+        x += im.shape[1]
+    return canvas
+
+
+class VideoSkeleton:
+    """Crops and skeletons of one video (the course code's `VideoSkeleton`).
+
+    Attributes, for the N frames where a person was found:
+      ske          list of N Skeletons, in crop coordinates ([0, 1] across the crop)
+      skeletons    (N, 33, 4) float32, the same as an array
+      frame_index  (N,) int, the frame of the video each crop came from
+      boxes        (N, 3) float32, each crop's square in the video frame: x0, y0, side (pixels)
+      frames_read  how many frames were processed (every k-th frame of the video)
+    `readImage(i)` decodes one crop (BGR uint8, size x size); `images()` all of them.
+    """
+
+    def __init__(self, filename, every=DEFAULT_EVERY, size=DEFAULT_SIZE, force=False, progress=True):
+        if every < 1 or size < 8:
+            raise DanceError(f"--every must be >= 1 and --size >= 8 (got every={every}, size={size})")
+        self.filename = Path(filename)
+        self.every, self.size = int(every), int(size)
+        check_file(self.filename)
+        self.settings = {"version": CACHE_VERSION, "every": self.every, "size": self.size,
+                         "crop_margin": CROP_MARGIN, "detect_margin": DETECT_MARGIN}
+        digest = file_digest(self.filename)
+        path_tag = hashlib.sha256(str(self.filename.resolve()).encode()).hexdigest()[:8]
+        self.cache_file = cache_dir() / f"{self.filename.stem}-{path_tag}-every{self.every}-size{self.size}.npz"
+        self.partial_file = self.cache_file.with_name(self.cache_file.stem + ".partial.npz")
+        self._images = None
+
+        if force:
+            self.partial_file.unlink(missing_ok=True)
+        elif self.cache_file.exists():
+            meta = self._load(self.cache_file)
+            if meta["digest"] == digest and meta["settings"] == self.settings:
+                self.loaded_from_cache = True
+                return
+            log.info("%s changed since %s was written: extracting again", self.filename, self.cache_file)
+        self._extract(digest, progress)
+        self.loaded_from_cache = False
+
+    # ---- extraction ------------------------------------------------------------------
+    def _extract(self, digest, progress):
+        video = VideoReader(self.filename)
+        state = self._resume_state(digest)
+        skeletons, boxes, index, jpegs = state["lists"]
+        start = state["next_frame"]
+        if start:
+            log.info("resuming %s from frame %d (%d skeletons so far)", self.filename, start, len(index))
+            video.skip(start)
+        t0, frames_read, next_frame = time.perf_counter(), state["frames_read"], start
+        bar = tqdm(total=video.frame_count or None, initial=start, unit="frame", disable=not progress,
+                   desc=f"skeletons {self.filename.name}", dynamic_ncols=True)
+        detector = PoseDetector(tracking=True, margin=DETECT_MARGIN)
+        try:
+            for i, frame in video:
+                ske = detector.detect(frame)
+                if ske is not None:
+                    crop, cropped, box = crop_person(frame, ske, self.size, CROP_MARGIN)
+                    skeletons.append(cropped.landmarks)
+                    boxes.append(box)
+                    index.append(i)
+                    jpegs.append(cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1])
+                frames_read, next_frame = frames_read + 1, i + self.every  # frame i is done
+                bar.update(1 + video.skip(self.every - 1))
+                bar.set_postfix(found=len(index), refresh=False)
+        except KeyboardInterrupt:
+            bar.close()
+            self._write(self.partial_file, digest, skeletons, boxes, index, jpegs, frames_read,
+                        video, next_frame=next_frame)
+            log.info("interrupted after %d frames; saved to %s; run again to resume", next_frame,
+                     self.partial_file)
+            raise
+        finally:
+            detector.close()
+            video.release()
+        bar.close()
+        elapsed = time.perf_counter() - t0
+        new_frames = frames_read - state["frames_read"]
+        self.extraction_fps = new_frames / elapsed if elapsed > 0 else 0.0
+        if not index:
+            self.partial_file.unlink(missing_ok=True)
+            raise DanceError(f"{self.filename}: no person found in any of the {frames_read} frames processed; "
+                             f"use a video showing one person, whole and clearly visible")
+        self._write(self.cache_file, digest, skeletons, boxes, index, jpegs, frames_read, video)
+        self.partial_file.unlink(missing_ok=True)
+        self._load(self.cache_file)
+
+    def _resume_state(self, digest):
+        """What a previous interrupted run saved, if it is for this video and these settings."""
+        empty = {"lists": ([], [], [], []), "next_frame": 0, "frames_read": 0}
+        if not self.partial_file.exists():
+            return empty
+        try:
+            with np.load(self.partial_file, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                if meta["digest"] != digest or meta["settings"] != self.settings:
+                    return empty
+                offsets = z["jpeg_offsets"]
+                data = z["jpeg"]
+                jpegs = [data[offsets[k]:offsets[k + 1]] for k in range(len(offsets) - 1)]
+                lists = (list(z["skeletons"]), list(z["boxes"]), list(z["frame_index"]), jpegs)
+                return {"lists": lists, "next_frame": meta["next_frame"], "frames_read": meta["frames_read"]}
+        except Exception as e:  # a damaged partial file only costs the work it held
+            log.warning("ignoring unreadable partial cache %s (%s)", self.partial_file, e)
+            return empty
+
+    def _write(self, path, digest, skeletons, boxes, index, jpegs, frames_read, video, next_frame=None):
+        lengths = np.array([len(j) for j in jpegs], dtype=np.int64)
+        meta = {"video": str(self.filename), "digest": digest, "settings": self.settings,
+                "frames_read": frames_read, "video_fps": video.fps, "video_size": list(video.size),
+                "video_frames": video.frame_count, "next_frame": next_frame,
+                "extraction_fps": getattr(self, "extraction_fps", None)}
+        save_npz_atomic(
+            path, meta=np.array(json.dumps(meta)),
+            skeletons=np.array(skeletons, dtype=np.float32).reshape(-1, 33, 4),
+            boxes=np.array(boxes, dtype=np.float32).reshape(-1, 3),
+            frame_index=np.array(index, dtype=np.int64),
+            jpeg=np.concatenate(jpegs).astype(np.uint8) if jpegs else np.zeros(0, np.uint8),
+            jpeg_offsets=np.concatenate([[0], np.cumsum(lengths)]))
+
+    # ---- cache -----------------------------------------------------------------------
+    def _load(self, path):
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                skeletons = z["skeletons"].astype(np.float32)
+                boxes, index = z["boxes"], z["frame_index"]
+                jpeg, offsets = z["jpeg"], z["jpeg_offsets"]
+            n = len(index)
+            if skeletons.shape != (n, 33, 4) or boxes.shape != (n, 3) or offsets.shape != (n + 1,) \
+                    or offsets[-1] != len(jpeg) or "digest" not in meta or "settings" not in meta:
+                raise ValueError("inconsistent arrays")
+        except Exception as e:
+            raise DanceError(f"{path}: the skeleton cache is damaged ({type(e).__name__}: {e}); "
+                             f"delete it or rerun with --force to rebuild it") from None
+        self.meta = meta
+        self.skeletons, self.boxes, self.frame_index = skeletons, boxes, index
+        self._jpeg, self._offsets = jpeg, offsets
+        self.ske = [Skeleton(s) for s in skeletons]
+        self.frames_read = meta["frames_read"]
+        self.extraction_fps = meta.get("extraction_fps")
+        return meta
+
+    # ---- access ----------------------------------------------------------------------
+    def skeCount(self):
+        return len(self.ske)
+
+    def __len__(self):
+        return len(self.ske)
+
+    @property
+    def fps(self):
+        """Frame rate of the processed frames (the video's rate divided by `every`)."""
+        return self.meta["video_fps"] / self.every
+
+    def vectors(self):
+        """(N, 26) float32: the reduced skeletons, as the generators take them."""
+        return self.skeletons[:, REDUCED_IDS, :2].reshape(len(self), -1).copy()
+
+    def readImage(self, i):
+        """Crop i, BGR uint8 (size, size, 3)."""
+        if self._images is not None:
+            return self._images[i]
+        return cv2.imdecode(self._jpeg[self._offsets[i]:self._offsets[i + 1]], cv2.IMREAD_COLOR)
+
+    def images(self):
+        """All crops as one (N, size, size, 3) uint8 array, decoded once and kept."""
+        if self._images is None:
+            self._images = np.stack([self.readImage(i) for i in range(len(self))]) if len(self) else \
+                np.zeros((0, self.size, self.size, 3), np.uint8)
+        return self._images
+
+    def __repr__(self):
+        return f"VideoSkeleton({self.filename}, {len(self)} skeletons / {self.frames_read} frames, size {self.size})"
+
+    def contact_sheet(self, count=36, columns=6):
+        """A grid of `count` crops spread over the video, each with its skeleton drawn."""
+        picks = np.linspace(0, len(self) - 1, min(count, len(self))).round().astype(int)
+        tiles = [self.ske[i].draw(self.readImage(i).copy()) for i in picks]
+        tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % columns)
+        rows = [combine_images(*tiles[r:r + columns]) for r in range(0, len(tiles), columns)]
+        return np.concatenate(rows, axis=0)
+
+    def draw(self, delay_ms=30):
+        """Play the crops with their skeletons in a window (`q` quits)."""
+        for i in range(len(self)):
+            im = self.readImage(i)
+            cv2.imshow("VideoSkeleton", combine_images(im, self.ske[i].draw(im.copy())))
+            if cv2.waitKey(delay_ms) & 0xFF == ord("q"):
+                break
+        cv2.destroyAllWindows()
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Extract and cache the skeletons and person crops of a video.")
+    parser.add_argument("video", help="video file (a bare name is looked up in the data folder)")
+    parser.add_argument("--every", type=int, default=DEFAULT_EVERY, help="process every k-th frame")
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="side of the square crops in pixels")
+    parser.add_argument("--force", action="store_true", help="extract again even if a valid cache exists")
+    parser.add_argument("--show", action="store_true",
+                        help="play the crops with their skeletons (without a display: save a contact sheet)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    vs = VideoSkeleton(data_path(args.video), every=args.every, size=args.size, force=args.force)
+    found = len(vs)
+    rate = f"{vs.extraction_fps:.1f} frames/s" if vs.extraction_fps else "n/a"
+    source = "loaded from cache" if vs.loaded_from_cache else "extracted"
+    print(f"{vs.filename}: {source} {vs.cache_file}\n"
+          f"frames read: {vs.frames_read}, skeletons found: {found} ({100 * found / vs.frames_read:.2f}%), "
+          f"extraction speed: {rate}")
+    if args.show:
+        if has_display():
+            vs.draw()
+        else:
+            out = PROJECT_DIR / "output" / f"{vs.filename.stem}_skeletons.jpg"
+            out.parent.mkdir(exist_ok=True)
+            cv2.imwrite(str(out), vs.contact_sheet())
+            print(f"no display: wrote a contact sheet to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli_main(main)
