@@ -1,0 +1,24 @@
+# Two commands do everything on a fresh clone: `make demo` and `make test`.
+# Each first builds .venv from requirements.txt (once; again when requirements.txt changes).
+# Videos are read from data/, or from $(DANCE_DATA) when it is set.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+demo: venv
+	$(PY) DanceDemo.py --source karate1.mp4 --target taichi1.mp4 --gen-type nearest --output output/demo.mp4
+
+test: venv
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf cache output .pytest_cache

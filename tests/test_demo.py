@@ -1,0 +1,122 @@
+"""The demo, headless, and every kind of bad input on the command line."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import DanceDemo as demo_module
+from conftest import ROOT
+from DanceDemo import GEN_TYPE, DanceDemo, parse_gen_type
+from VideoReader import DanceError, VideoReader
+from VideoSkeleton import VideoSkeleton
+
+
+def run(script, *args):
+    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+def assert_one_line_error(result, *needles):
+    """Exit 2 and one error line, last on stderr; a progress bar may come before it, no traceback."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and lines[-1].startswith("error: "), result.stderr
+    assert sum("error" in line.lower() for line in lines) == 1, result.stderr
+    for needle in needles:
+        assert str(needle) in lines[-1]
+
+
+def test_gen_type_accepts_numbers_and_names():
+    assert parse_gen_type("1") is GEN_TYPE.NEAREST
+    assert parse_gen_type("nearest") is GEN_TYPE.NEAREST
+    assert parse_gen_type("GAN") is GEN_TYPE.GAN and parse_gen_type(3) is GEN_TYPE.VANILLA_NN_Image
+    with pytest.raises(DanceError, match="unknown --gen-type"):
+        parse_gen_type("7")
+
+
+def test_demo_writes_one_frame_per_processed_source_frame(clip, tmp_path):
+    out = tmp_path / "out" / "demo.mp4"
+    stats = DanceDemo(clip, "nearest", target=clip, every=2).draw(output=out)
+    assert stats["frames"] == 30 and 0 < stats["missing"] < 30  # the clip has frames with no pose
+    with VideoReader(out) as video:
+        assert video.frame_count == 30 and video.size == (512, 256)
+        assert video.fps == pytest.approx(12.5)
+        frames = [f for _, f in video]
+    assert len(frames) == 30
+    assert not list(out.parent.glob(".*tmp*"))  # the temporary file was renamed away
+
+
+def test_demo_without_display_writes_a_video(clip, tmp_path, monkeypatch):
+    monkeypatch.setattr(demo_module, "has_display", lambda: False)
+    monkeypatch.setattr(demo_module, "PROJECT_DIR", tmp_path)
+    stats = DanceDemo(clip, GEN_TYPE.NEAREST, target=clip, every=3).draw()
+    with VideoReader(stats["output"]) as video:
+        assert video.frame_count == 20
+    assert stats["output"].startswith(str(tmp_path / "output"))
+
+
+def test_placeholder_marks_frames_with_nobody(clip, tmp_path):
+    marked = demo_module.placeholder(np.full((90, 160, 3), 200, np.uint8), 128)
+    assert marked.shape == (128, 128, 3)
+    assert tuple(marked[0, 64]) == (0, 0, 255)  # red frame around it
+    assert marked[20, 64].max() < 100  # darkened
+
+
+def test_cli_demo_runs_and_summarises(clip, tmp_path):
+    out = tmp_path / "cli.mp4"
+    result = run("DanceDemo.py", "--source", clip, "--target", clip, "--gen-type", "1", "--every", "4",
+                 "--output", out)
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {out}: 15 frames" in result.stdout
+    with VideoReader(out) as video:
+        assert video.frame_count == 15
+
+
+# ---- bad input: one line naming the file and the problem, exit 2, nothing left behind ----
+
+@pytest.fixture(params=["missing", "text", "empty"])
+def bad_video(request, tmp_path):
+    path = tmp_path / f"{request.param}.mp4"
+    if request.param == "text":
+        path.write_text("not a video at all\n" * 20)
+    elif request.param == "empty":
+        path.write_bytes(b"")
+    return path
+
+
+def test_cli_bad_video_files(bad_video, clip, tmp_path, private_cache):
+    assert_one_line_error(run("VideoSkeleton.py", bad_video), bad_video)
+    out = tmp_path / "never.mp4"
+    assert_one_line_error(run("DanceDemo.py", "--source", bad_video, "--target", clip, "--output", out),
+                          bad_video)
+    assert_one_line_error(run("DanceDemo.py", "--source", clip, "--target", bad_video, "--output", out),
+                          bad_video)
+    assert not out.exists() and not list(tmp_path.glob(".never*"))
+    assert not private_cache.exists() or not list(private_cache.glob(f"{bad_video.stem}*"))
+
+
+def test_cli_video_without_anybody(empty_scene, clip, tmp_path, private_cache):
+    assert_one_line_error(run("VideoSkeleton.py", empty_scene), empty_scene, "no person found")
+    out = tmp_path / "never.mp4"
+    assert_one_line_error(run("DanceDemo.py", "--source", empty_scene, "--target", clip, "--every", "5",
+                              "--output", out), empty_scene, "no person found")
+    assert not out.exists() and not list(tmp_path.glob(".never*"))
+    assert not list(private_cache.glob("empty_scene*"))
+
+
+def test_cli_damaged_cache(clip, private_cache):
+    vs = VideoSkeleton(clip, every=5, progress=False)
+    vs.cache_file.write_bytes(vs.cache_file.read_bytes()[:1000])
+    assert_one_line_error(run("VideoSkeleton.py", clip, "--every", "5"), vs.cache_file, "damaged")
+    result = run("VideoSkeleton.py", clip, "--every", "5", "--force")
+    assert result.returncode == 0 and "skeletons found" in result.stdout
+
+
+@pytest.mark.parametrize("gen_type, message", [("banana", "unknown --gen-type"), ("2", "not available yet"),
+                                               ("vanilla_nn_image", "not available yet"), ("4", "not available yet")])
+def test_cli_gen_type_errors(clip, tmp_path, gen_type, message):
+    out = tmp_path / "never.mp4"
+    assert_one_line_error(run("DanceDemo.py", "--source", clip, "--target", clip, "--gen-type", gen_type,
+                              "--output", out), message)
+    assert not out.exists()

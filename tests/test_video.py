@@ -1,0 +1,110 @@
+"""VideoReader and VideoSkeleton on a short real clip cut from karate1.mp4."""
+import numpy as np
+import pytest
+
+import Skeleton
+from conftest import write_clip
+from VideoReader import DanceError, VideoReader
+from VideoSkeleton import VideoSkeleton
+
+
+def test_reader_reports_and_yields_every_frame(clip, karate_frames):
+    with VideoReader(clip) as video:
+        assert video.size == (640, 360) and video.frame_count == 60
+        assert video.fps == pytest.approx(25)
+        frames = list(video)
+    assert [i for i, _ in frames] == list(range(60))
+    assert frames[0][1].shape == (360, 640, 3) and frames[0][1].dtype == np.uint8
+
+
+def test_reader_skip_moves_ahead(clip):
+    with VideoReader(clip) as video:
+        video.read()
+        assert video.skip(10) == 10 and video.position == 11
+        assert video.skip(1000) == 49 and video.read() is None
+
+
+@pytest.mark.parametrize("content, problem", [(None, "no such"), (b"", "empty"),
+                                              (b"this is not a video\n" * 10, "cannot be decoded")])
+def test_reader_rejects_bad_files(tmp_path, content, problem):
+    path = tmp_path / "bad.mp4"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DanceError, match=problem) as err:
+        VideoReader(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_videoskeleton_extracts_caches_and_reloads(clip, private_cache):
+    vs = VideoSkeleton(clip, every=2, size=96, progress=False)
+    assert not vs.loaded_from_cache and vs.cache_file.exists()
+    assert vs.cache_file.parent == private_cache  # never beside the video
+    assert vs.frames_read == 30 and 10 <= len(vs) < 30  # the karateka turns: some frames have no pose
+    assert np.all(vs.frame_index % 2 == 0) and np.all(np.diff(vs.frame_index) > 0)
+    assert vs.images().shape == (len(vs), 96, 96, 3)
+    assert vs.vectors().shape == (len(vs), 26)
+    # the person is inside their crop, with room around them
+    box = np.array([s.boundingBox() for s in vs.ske])
+    assert box[:, :2].min() > -0.05 and box[:, 2:].max() < 1.05
+
+    again = VideoSkeleton(clip, every=2, size=96, progress=False)
+    assert again.loaded_from_cache
+    np.testing.assert_array_equal(again.skeletons, vs.skeletons)
+    np.testing.assert_array_equal(again.frame_index, vs.frame_index)
+    np.testing.assert_array_equal(again.readImage(3), vs.readImage(3))
+
+    other = VideoSkeleton(clip, every=3, size=96, progress=False)  # other settings: own cache
+    assert not other.loaded_from_cache and other.cache_file != vs.cache_file
+
+
+def test_videoskeleton_recomputes_when_the_video_changes(clip, karate_frames):
+    first = VideoSkeleton(clip, every=3, progress=False)
+    write_clip(clip, karate_frames[:30])  # same path, different content
+    second = VideoSkeleton(clip, every=3, progress=False)
+    assert not second.loaded_from_cache and second.frames_read == 10 != first.frames_read
+    assert second.cache_file == first.cache_file
+
+
+def test_videoskeleton_force_recomputes(clip):
+    VideoSkeleton(clip, every=4, progress=False)
+    assert not VideoSkeleton(clip, every=4, force=True, progress=False).loaded_from_cache
+
+
+def test_damaged_cache_is_reported(clip):
+    vs = VideoSkeleton(clip, every=4, progress=False)
+    data = vs.cache_file.read_bytes()
+    vs.cache_file.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DanceError, match="damaged") as err:
+        VideoSkeleton(clip, every=4, progress=False)
+    assert str(vs.cache_file) in str(err.value)
+    assert VideoSkeleton(clip, every=4, force=True, progress=False).skeCount() == len(vs)
+
+
+def test_no_person_gives_an_error_and_no_cache(empty_scene, private_cache):
+    with pytest.raises(DanceError, match="no person found") as err:
+        VideoSkeleton(empty_scene, progress=False)
+    assert str(empty_scene) in str(err.value)
+    assert not list(private_cache.glob("*"))
+
+
+def test_interrupted_extraction_resumes_to_the_same_result(clip, monkeypatch, private_cache):
+    full = VideoSkeleton(clip, every=2, progress=False)
+    calls, real_detect = [0], Skeleton.PoseDetector.detect
+
+    def detect_then_interrupt(self, image):
+        calls[0] += 1
+        if calls[0] == 12:
+            raise KeyboardInterrupt
+        return real_detect(self, image)
+
+    monkeypatch.setattr(Skeleton.PoseDetector, "detect", detect_then_interrupt)
+    full.cache_file.unlink()
+    with pytest.raises(KeyboardInterrupt):
+        VideoSkeleton(clip, every=2, progress=False)
+    assert full.partial_file.exists() and not full.cache_file.exists()
+    monkeypatch.setattr(Skeleton.PoseDetector, "detect", real_detect)
+    resumed = VideoSkeleton(clip, every=2, progress=False)
+    assert not full.partial_file.exists() and resumed.frames_read == full.frames_read
+    np.testing.assert_array_equal(resumed.frame_index[:5], full.frame_index[:5])
+    # detection restarts its tracking at the resume point, so allow a frame or two of difference
+    assert abs(len(resumed) - len(full)) <= 2
