@@ -5,6 +5,7 @@ and knows its fps, frame count and size. Problems with the file surface as a
 `DanceError` whose message names the file, what is wrong and what to do; the
 command-line entry points print that one line and exit non-zero.
 """
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -45,6 +46,20 @@ def cli_main(main):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary name beside `path` to write to; when the block succeeds it is
+    renamed to `path`, otherwise removed. A reader never finds a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def check_file(path, what="video"):

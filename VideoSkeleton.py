@@ -27,13 +27,14 @@ import numpy as np
 from tqdm import tqdm
 
 from Skeleton import REDUCED_IDS, PoseDetector, Skeleton, crop_person
-from VideoReader import PROJECT_DIR, DanceError, VideoReader, check_file, cli_main, data_path
+from VideoReader import PROJECT_DIR, DanceError, VideoReader, atomic_path, check_file, cli_main, data_path
 
 DEFAULT_EVERY = 1       # process every k-th frame
 DEFAULT_SIZE = 128      # side of the square crops, in pixels
 CROP_MARGIN = 0.2       # room around the person's box, as a fraction of its larger side, each side
 DETECT_MARGIN = 0.25    # replicated border added before detection, as a fraction of the frame's larger side
 JPEG_QUALITY = 95
+HELD_OUT = 0.15         # the final 15% of the frames, by time, are never trained on (see split())
 CACHE_VERSION = 1       # bump when the extraction changes, so old caches are rebuilt
 
 log = logging.getLogger("dance")
@@ -54,19 +55,17 @@ def file_digest(path, chunk=1 << 20):
 
 
 def save_npz_atomic(path, **arrays):
-    """Write an .npz under a temporary name, then rename it into place, so a crash or
-    Ctrl-C never leaves a half-written file where a reader would find it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write an .npz atomically (see `atomic_path`): a crash or Ctrl-C never leaves half a cache."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def split_indices(count, held_out=HELD_OUT):
+    """Training and held-out indices of `count` frames in time order: the last `held_out` fraction is held out."""
+    n_val = int(round(count * held_out))
+    return np.arange(count - n_val), np.arange(count - n_val, count)
 
 
 def has_display():
@@ -239,6 +238,12 @@ class VideoSkeleton:
         """Frame rate of the processed frames (the video's rate divided by `every`)."""
         return self.meta["video_fps"] / self.every
 
+    def split(self, held_out=HELD_OUT):
+        """(train, held-out) indices: the final `held_out` fraction of the frames, by time,
+        is held out. Every trainer and the evaluation use this one split, so no model is
+        ever scored on a frame it learned from."""
+        return split_indices(len(self), held_out)
+
     def vectors(self):
         """(N, 26) float32: the reduced skeletons, as the generators take them."""
         return self.skeletons[:, REDUCED_IDS, :2].reshape(len(self), -1).copy()
@@ -258,6 +263,13 @@ class VideoSkeleton:
 
     def __repr__(self):
         return f"VideoSkeleton({self.filename}, {len(self)} skeletons / {self.frames_read} frames, size {self.size})"
+
+    def save_track(self, path):
+        """Write the skeletons alone (numbers, no image) as a small .npz that DanceDemo can
+        play as a source: the skeletons in crop coordinates, their frame indices, the rate."""
+        save_npz_atomic(path, skeletons=self.skeletons, frame_index=self.frame_index,
+                        every=np.array(self.every), frames_read=np.array(self.frames_read),
+                        fps=np.array(self.fps), video=np.array(self.filename.name))
 
     def contact_sheet(self, count=36, columns=6):
         """A grid of `count` crops spread over the video, each with its skeleton drawn."""
@@ -283,6 +295,8 @@ def main():
     parser.add_argument("--every", type=int, default=DEFAULT_EVERY, help="process every k-th frame")
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="side of the square crops in pixels")
     parser.add_argument("--force", action="store_true", help="extract again even if a valid cache exists")
+    parser.add_argument("--save-track", metavar="FILE.npz",
+                        help="also write the skeletons alone (no image) for DanceDemo --source FILE.npz")
     parser.add_argument("--show", action="store_true",
                         help="play the crops with their skeletons (without a display: save a contact sheet)")
     args = parser.parse_args()
@@ -295,6 +309,9 @@ def main():
     print(f"{vs.filename}: {source} {vs.cache_file}\n"
           f"frames read: {vs.frames_read}, skeletons found: {found} ({100 * found / vs.frames_read:.2f}%), "
           f"extraction speed: {rate}")
+    if args.save_track:
+        vs.save_track(args.save_track)
+        print(f"wrote the skeleton track {args.save_track}")
     if args.show:
         if has_display():
             vs.draw()
