@@ -1,0 +1,137 @@
+"""The learned generators: colour conventions, learning, checkpoints, the held-out split."""
+import numpy as np
+import pytest
+import torch
+
+import GenVanillaNN as V
+from GenGAN import GenGAN
+from GenVanillaNN import GenVanillaNN, images_to_tensor, load_checkpoint, pose_images, tensor_to_images
+from Skeleton import Skeleton
+from VideoReader import DanceError
+from VideoSkeleton import VideoSkeleton, split_indices
+
+KINDS = [("ske", GenVanillaNN), ("image", GenVanillaNN), ("ske", GenGAN)]
+
+
+def make(input, cls, **config):
+    return cls(device="cpu", **config) if cls is GenGAN else cls(input=input, device="cpu", **config)
+
+
+@pytest.fixture(scope="module")
+def tiny_batch():
+    """8 poses and 8 target images with some structure (blurred noise), as a training batch."""
+    rng = np.random.default_rng(0)
+    vectors = (0.5 + rng.uniform(-0.3, 0.3, (8, 26))).astype(np.float32)
+    images = rng.integers(0, 255, (8, 8, 8, 3), dtype=np.uint8).repeat(8, axis=1).repeat(8, axis=2)
+    return {"vector": torch.from_numpy(vectors), "image": images_to_tensor(images),
+            "pose": images_to_tensor(pose_images(vectors))}
+
+
+def test_colour_conventions_round_trip():
+    blue = np.zeros((1, 4, 4, 3), np.uint8)
+    blue[..., 0] = 255  # BGR: pure blue
+    t = images_to_tensor(blue)
+    assert t.shape == (1, 3, 4, 4)
+    assert torch.all(t[:, 2] == 1) and torch.all(t[:, 0] == -1)  # RGB in [-1, 1]: blue is channel 2
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (3, 5, 5, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(tensor_to_images(images_to_tensor(images)), images)
+
+
+def test_split_holds_out_the_final_fraction_by_time():
+    train, val = split_indices(100, 0.15)
+    assert list(val) == list(range(85, 100)) and list(train) == list(range(85))
+
+
+def test_pose_images_draw_where_the_joints_are():
+    vec = Skeleton.from_array(np.tile([0.5, 0.5], 13)).vector()
+    vec[10:12] = (0.25, 0.75)  # left wrist
+    im = pose_images(vec[None], 64)[0]
+    assert im[48, 16].any() and not im[5, 60].any()
+
+
+@pytest.mark.parametrize("input, cls", KINDS)
+def test_each_generator_overfits_a_tiny_batch(tiny_batch, input, cls):
+    gen = make(input, cls, lr=1e-3)
+    first = gen.train_step(tiny_batch)["l1"]
+    for _ in range(60):
+        last = gen.train_step(tiny_batch)["l1"]
+    assert last < first / 2, (first, last)  # L1 at least halved in 60 steps
+
+
+@pytest.mark.parametrize("input, cls", KINDS)
+def test_generate_returns_bgr_uint8_and_save_load_is_exact(tiny_batch, tmp_path, input, cls):
+    gen = make(input, cls)
+    for _ in range(3):
+        gen.train_step(tiny_batch)
+    ske = Skeleton.from_array(tiny_batch["vector"][0].numpy())
+    image = gen.generate(ske)
+    assert image.shape == (64, 64, 3) and image.dtype == np.uint8
+    gen.save(tmp_path / "g.pth")
+    again = cls.load(tmp_path / "g.pth")
+    np.testing.assert_array_equal(again.generate(ske), image)
+    np.testing.assert_array_equal(again.generate_batch(tiny_batch["vector"].numpy()),
+                                  gen.generate_batch(tiny_batch["vector"].numpy()))
+    assert "optG" not in torch.load(tmp_path / "g.pth", weights_only=True)  # shipped files stay small
+
+
+def test_a_checkpoint_saved_on_another_device_loads_on_cpu(tmp_path, monkeypatch):
+    gen = GenVanillaNN(input="ske", device="cpu")
+    # Make torch.save label every tensor as living on cuda:0, as a GPU-trained checkpoint is.
+    monkeypatch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+    gen.save(tmp_path / "gpu.pth", training=True)
+    monkeypatch.undo()
+    if not torch.cuda.is_available():  # the file really claims CUDA storage
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(tmp_path / "gpu.pth", weights_only=True)
+    loaded = GenVanillaNN.load(tmp_path / "gpu.pth", device="cpu")
+    assert next(loaded.netG.parameters()).device.type == "cpu"
+    vec = np.full((1, 26), 0.5, np.float32)
+    np.testing.assert_array_equal(loaded.generate_batch(vec), gen.generate_batch(vec))
+
+
+def test_wrong_or_damaged_checkpoints_are_clear_errors(tmp_path):
+    GenVanillaNN(input="image", device="cpu").save(tmp_path / "vanilla.pth")
+    with pytest.raises(DanceError, match="not a GenGAN"):
+        GenGAN.load(tmp_path / "vanilla.pth")
+    data = (tmp_path / "vanilla.pth").read_bytes()
+    (tmp_path / "cut.pth").write_bytes(data[: len(data) // 3])
+    with pytest.raises(DanceError, match="cut.pth"):
+        GenVanillaNN.load(tmp_path / "cut.pth")
+    (tmp_path / "text.pth").write_text("hello")
+    with pytest.raises(DanceError, match="text.pth"):
+        load_checkpoint(tmp_path / "text.pth", "GenVanillaNN")
+    with pytest.raises(DanceError, match="no such model"):
+        GenVanillaNN.load(tmp_path / "missing.pth")
+
+
+@pytest.fixture
+def small_target(clip):
+    return VideoSkeleton(clip, every=2, progress=False)
+
+
+def test_training_logs_held_out_l1_and_resumes_after_ctrl_c(small_target, tmp_path, monkeypatch):
+    monkeypatch.setattr(V, "SAMPLES_DIR", tmp_path / "samples")
+    ckpt, out = tmp_path / "ckpt.pth", tmp_path / "model.pth"
+    gen = GenGAN(device="cpu", batch_size=4)
+    real_step, calls = gen.train_step, [0]
+
+    def step_then_interrupt(batch):
+        calls[0] += 1
+        if calls[0] == 6:
+            raise KeyboardInterrupt
+        return real_step(batch)
+
+    gen.train_step = step_then_interrupt
+    with pytest.raises(KeyboardInterrupt):
+        gen.train(small_target, epochs=3, every=1, checkpoint=ckpt, out=out, progress=False)
+    assert ckpt.exists() and not out.exists()
+    state = torch.load(ckpt, weights_only=True)
+    assert state["epoch"] == 1 and "optD" in state  # one whole epoch (4 steps), then Ctrl-C in the second
+
+    resumed = GenGAN.load(ckpt)
+    history = resumed.train(small_target, epochs=3, every=1, checkpoint=ckpt, out=out, progress=False)
+    assert resumed.epoch == 3 and [h["epoch"] for h in history] == [1, 2, 3]
+    assert all(0 <= h["val_l1"] <= 1 and h["nearest_val_l1"] > 0 for h in history)
+    assert resumed.config["train_frames"] == len(small_target) - round(0.15 * len(small_target))
+    assert out.exists() and len(list((tmp_path / "samples").glob("*.png"))) == 3
