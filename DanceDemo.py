@@ -7,6 +7,11 @@ with its skeleton drawn and the generated target are shown side by side: in a
 window when there is a display (`q` quits, `n` skips ahead), otherwise, or with
 --output, written to an mp4.
 
+The source may also be a skeleton track (.npz, from `VideoSkeleton.py --save-track`):
+then the left half shows the stick figure. With no videos at all the demo plays the
+track shipped in data/ through the shipped GAN, so a fresh clone runs out of the box.
+
+    python DanceDemo.py --source data/karate1.mp4 --gen-type gan
     python DanceDemo.py --source data/karate1.mp4 --target data/taichi1.mp4 --gen-type nearest
 """
 import argparse
@@ -19,13 +24,16 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from GenGAN import GenGAN
 from GenNearest import GenNearest
-from Skeleton import PoseDetector, crop_person, crop_square
+from GenVanillaNN import MODELS_DIR, GenVanillaNN
+from Skeleton import PoseDetector, Skeleton, crop_person, crop_square
 from VideoReader import PROJECT_DIR, DanceError, VideoReader, VideoWriter, check_file, cli_main, data_path
-from VideoSkeleton import CROP_MARGIN, DEFAULT_SIZE, DETECT_MARGIN, VideoSkeleton, combine_images, has_display
+from VideoSkeleton import CROP_MARGIN, DETECT_MARGIN, VideoSkeleton, combine_images, has_display
 
 DEFAULT_SOURCE = "karate1.mp4"
 DEFAULT_TARGET = "taichi1.mp4"
+EMBEDDED_TRACK = PROJECT_DIR / "data" / "karate1_track.npz"  # skeletons only: the demo runs without videos
 PANEL = 256             # side of each half of the side-by-side picture, in pixels
 SKIP_SECONDS = 3        # how far `n` jumps ahead in the window
 
@@ -38,8 +46,13 @@ class GEN_TYPE(IntEnum):
     GAN = 4
 
 
-# GEN_TYPE -> generator class, each built from the target's VideoSkeleton and exposing generate(ske).
-GENERATORS = {GEN_TYPE.NEAREST: GenNearest}
+# GEN_TYPE -> generator class. Nearest neighbour is built from the target video;
+# the learned ones are loaded from a model file (default: the one shipped in models/).
+GENERATORS = {GEN_TYPE.NEAREST: GenNearest, GEN_TYPE.VANILLA_NN_SKE: GenVanillaNN,
+              GEN_TYPE.VANILLA_NN_Image: GenVanillaNN, GEN_TYPE.GAN: GenGAN}
+MODEL_FILES = {GEN_TYPE.VANILLA_NN_SKE: "DanceGenVanillaFromSke.pth",
+               GEN_TYPE.VANILLA_NN_Image: "DanceGenVanillaFromImage.pth", GEN_TYPE.GAN: "DanceGenGAN.pth"}
+NETWORK_INPUT = {GEN_TYPE.VANILLA_NN_SKE: "ske", GEN_TYPE.VANILLA_NN_Image: "image"}
 
 
 def parse_gen_type(value):
@@ -56,18 +69,21 @@ def parse_gen_type(value):
     raise DanceError(f"unknown --gen-type {text!r}; choose one of {choices}")
 
 
-def require_available(gen_type):
-    """The GEN_TYPE, if this version has its generator; DanceError otherwise."""
+def make_generator(gen_type, target=None, model=None):
+    """The generator of `gen_type`: nearest neighbour over the `target` video, or a
+    learned generator loaded from `model` (default: its file in models/)."""
     gen_type = parse_gen_type(gen_type)
-    if gen_type not in GENERATORS:
-        raise DanceError(f"--gen-type {gen_type.value} ({gen_type.name}) is not available yet; "
-                         f"use --gen-type nearest")
-    return gen_type
-
-
-def make_generator(gen_type, target):
-    """The generator of `gen_type` for a target VideoSkeleton."""
-    return GENERATORS[require_available(gen_type)](target)
+    if gen_type is GEN_TYPE.NEAREST:
+        if target is None:
+            raise DanceError("--gen-type nearest needs the target video (--target)")
+        return GenNearest(VideoSkeleton(target))
+    model = Path(model or MODELS_DIR / MODEL_FILES[gen_type])
+    gen = GENERATORS[gen_type].load(model)
+    wanted = NETWORK_INPUT.get(gen_type)
+    if wanted and gen.config["input"] != wanted:
+        raise DanceError(f"{model}: is a model of input '{gen.config['input']}', "
+                         f"but --gen-type {gen_type.name.lower()} needs input '{wanted}'")
+    return gen
 
 
 def label(image, text):
@@ -83,8 +99,7 @@ def placeholder(frame, size):
     and darkened, inside a red border, with the words NO PERSON FOUND."""
     h, w = frame.shape[:2]
     side = max(h, w)
-    box = ((w - side) / 2, (h - side) / 2, side)  # the whole frame, centred in a square
-    panel = (crop_square(frame, box, size) * 0.35).astype(np.uint8)
+    panel = (crop_square(frame, ((w - side) / 2, (h - side) / 2, side), size) * 0.35).astype(np.uint8)
     cv2.rectangle(panel, (0, 0), (size - 1, size - 1), (0, 0, 255), max(2, size // 64))
     text, font, scale = "NO PERSON FOUND", cv2.FONT_HERSHEY_SIMPLEX, size / 400
     (tw, th), _ = cv2.getTextSize(text, font, scale, 2)
@@ -92,98 +107,179 @@ def placeholder(frame, size):
     return panel
 
 
-class DanceDemo:
-    """Source video in, side-by-side frames of source and generated target out.
+def load_track(path):
+    """A skeleton track written by `VideoSkeleton.py --save-track`: a dict of arrays."""
+    check_file(path, "skeleton track")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            track = {k: z[k] for k in ("skeletons", "frame_index", "every", "frames_read", "fps")}
+        assert track["skeletons"].ndim == 3 and track["skeletons"].shape[1:] == (33, 4)
+        assert len(track["frame_index"]) == len(track["skeletons"])
+    except Exception as e:
+        raise DanceError(f"{path}: not a skeleton track ({type(e).__name__}); "
+                         f"write one with VideoSkeleton.py VIDEO --save-track FILE.npz") from None
+    return track
 
-        demo = DanceDemo("data/karate1.mp4", GEN_TYPE.NEAREST, target="data/taichi1.mp4")
+
+class VideoSource:
+    """Source frames from a video, each with the source's skeleton found live."""
+
+    def __init__(self, path, every, panel):
+        self.path, self.every, self.panel = Path(path), every, panel
+        with VideoReader(self.path) as probe:  # a bad source fails now, before any long work
+            self.fps, count = probe.fps / every, probe.frame_count
+        self.total = -(-count // every) if count else None
+        self._video = None
+
+    def __iter__(self):
+        """Yield (left panel, skeleton in crop coordinates or None) per processed frame."""
+        with VideoReader(self.path) as self._video, PoseDetector(tracking=True, margin=DETECT_MARGIN) as det:
+            for index, frame in self._video:
+                ske = det.detect(frame)
+                if ske is None:
+                    yield label(placeholder(frame, self.panel), f"source {index}"), None
+                else:
+                    crop, cropped, _ = crop_person(frame, ske, self.panel, CROP_MARGIN)
+                    yield label(cropped.draw(crop), f"source {index}"), cropped
+                self._video.skip(self.every - 1)
+
+    def skip(self, seconds):
+        if self._video is not None:
+            self._video.skip(int(seconds * self.fps * self.every))
+
+
+class TrackSource:
+    """Source skeletons from a track file, shown as stick figures; frames of the
+    original video where nobody was found come back as placeholders."""
+
+    def __init__(self, path, every, panel):
+        self.path, self.panel = Path(path), panel
+        self.track = load_track(self.path)
+        self.step = int(self.track["every"]) * every        # frames of the original video per output frame
+        self.fps = float(self.track["fps"]) / every
+        self.total = -(-int(self.track["frames_read"]) // every)
+        self._frame = 0
+
+    def __iter__(self):
+        by_frame = dict(zip(self.track["frame_index"].tolist(), self.track["skeletons"]))
+        last = int(self.track["frames_read"]) * int(self.track["every"])
+        self._frame = 0
+        while self._frame < last:
+            ske = by_frame.get(self._frame)
+            blank = np.zeros((self.panel, self.panel, 3), np.uint8)
+            if ske is None:
+                yield label(placeholder(blank, self.panel), f"track {self._frame}"), None
+            else:
+                ske = Skeleton(ske)
+                yield label(ske.draw(blank), f"track {self._frame}"), ske
+            self._frame += self.step
+
+    def skip(self, seconds):
+        self._frame += int(seconds * self.fps) * self.step
+
+
+class DanceDemo:
+    """Source video (or skeleton track) in, side-by-side frames of source and generated target out.
+
+        demo = DanceDemo("data/karate1.mp4", GEN_TYPE.GAN)
         demo.draw(output="output/demo.mp4")   # or demo.draw() for a window
     """
 
-    def __init__(self, source, gen_type=GEN_TYPE.NEAREST, target=DEFAULT_TARGET, every=1,
-                 size=DEFAULT_SIZE, panel=PANEL):
-        self.gen_type = require_available(gen_type)  # fail before the (long) target extraction
-        self.source = Path(source)
-        with VideoReader(self.source) as probe:  # a bad source fails now, not after the target
-            self.fps = probe.fps / every
-        self.every, self.panel = int(every), int(panel)
-        self.target = VideoSkeleton(target, size=size)
-        self.generator = make_generator(self.gen_type, self.target)
+    def __init__(self, source, gen_type=GEN_TYPE.GAN, target=None, model=None, every=1, panel=PANEL):
+        self.gen_type = parse_gen_type(gen_type)
+        if every < 1:
+            raise DanceError(f"--every must be at least 1 (got {every})")
+        self.source_path = Path(source)
+        is_track = self.source_path.suffix.lower() == ".npz"
+        self.source = (TrackSource if is_track else VideoSource)(self.source_path, every, panel)
+        self.panel, self.fps = panel, self.source.fps
+        self.generator = make_generator(self.gen_type, target, model)
+        self.target_name = Path(target).stem if self.gen_type is GEN_TYPE.NEAREST else \
+            Path(self.generator.config.get("target", "target")).stem
         self.stats = {}
 
-    def frames(self, video):
+    def frames(self):
         """Yield one side-by-side picture per processed source frame."""
         name = self.gen_type.name.lower()
-        with PoseDetector(tracking=True, margin=DETECT_MARGIN) as detector:
-            for index, frame in video:
-                ske = detector.detect(frame)
-                if ske is None:
-                    self.stats["missing"] += 1
-                    left = placeholder(frame, self.panel)
-                    right = placeholder(np.zeros_like(frame), self.panel)
-                else:
-                    crop, cropped, _ = crop_person(frame, ske, self.panel, CROP_MARGIN)
-                    left = cropped.draw(crop)
-                    right = cv2.resize(self.generator.generate(cropped), (self.panel, self.panel),
-                                       interpolation=cv2.INTER_LINEAR)
-                self.stats["frames"] += 1
-                yield combine_images(label(left, f"source {index}"), label(right, f"target ({name})"))
-                video.skip(self.every - 1)
+        for left, ske in self.source:
+            self.stats["frames"] += 1
+            if ske is None:
+                self.stats["missing"] += 1
+                right = placeholder(np.zeros_like(left), self.panel)
+            else:
+                right = cv2.resize(self.generator.generate(ske), (self.panel, self.panel),
+                                   interpolation=cv2.INTER_LINEAR)
+            yield combine_images(left, label(right, f"{self.target_name} ({name})"))
+
+    def default_output(self):
+        return PROJECT_DIR / "output" / f"{self.source_path.stem}_to_{self.target_name}_{self.gen_type.name.lower()}.mp4"
 
     def draw(self, output=None):
         """Play in a window, or write `output` (an .mp4) when given or when there is no display.
         Returns a summary dict (frames, missing, output, fps)."""
         self.stats = {"frames": 0, "missing": 0, "output": None}
         t0 = time.perf_counter()
-        with VideoReader(self.source) as video:
-            total = -(-video.frame_count // self.every) if video.frame_count else None
-            if output is None and has_display():
-                self._show(video)
-            else:
-                if output is None:
-                    output = PROJECT_DIR / "output" / (
-                        f"{self.source.stem}_to_{self.target.filename.stem}_{self.gen_type.name.lower()}.mp4")
-                with VideoWriter(output, self.fps) as writer:
-                    for picture in tqdm(self.frames(video), total=total, unit="frame", desc="demo",
-                                        dynamic_ncols=True):
-                        writer.write(picture)
-                    if self.stats["frames"] == self.stats["missing"]:
-                        raise DanceError(f"{self.source}: no person found in any of its "
-                                         f"{self.stats['frames']} frames processed; nothing written")
-                self.stats["output"] = str(output)
+        if output is None and has_display():
+            self._show()
+        else:
+            output = output or self.default_output()
+            with VideoWriter(output, self.fps) as writer:
+                for picture in tqdm(self.frames(), total=self.source.total, unit="frame", desc="demo",
+                                    dynamic_ncols=True):
+                    writer.write(picture)
+                if self.stats["frames"] == self.stats["missing"]:
+                    raise DanceError(f"{self.source_path}: no person found in any of its "
+                                     f"{self.stats['frames']} frames processed; nothing written")
+            self.stats["output"] = str(output)
         self.stats["fps"] = self.stats["frames"] / max(time.perf_counter() - t0, 1e-9)
         return self.stats
 
-    def _show(self, video):
+    def _show(self):
         delay = max(1, int(1000 / self.fps))
-        for picture in self.frames(video):
+        for picture in self.frames():
             cv2.imshow("DanceDemo", picture)
             key = cv2.waitKey(delay) & 0xFF
             if key == ord("q"):
                 break
             if key == ord("n"):
-                video.skip(int(SKIP_SECONDS * self.fps * self.every))
+                self.source.skip(SKIP_SECONDS)
         cv2.destroyAllWindows()
+
+
+def default_source():
+    """karate1.mp4 from the data folder when it is there, else the shipped skeleton track."""
+    video = data_path(DEFAULT_SOURCE)
+    return video if video.exists() else EMBEDDED_TRACK
 
 
 def main():
     parser = argparse.ArgumentParser(
         description="Make the target person perform the source person's motion.",
         epilog="Generator types: " + ", ".join(f"{t.value}={t.name.lower()}" for t in GEN_TYPE))
-    parser.add_argument("--source", default=DEFAULT_SOURCE, help=f"video of the motion (default: {DEFAULT_SOURCE})")
-    parser.add_argument("--target", default=DEFAULT_TARGET, help=f"video of the person (default: {DEFAULT_TARGET})")
-    parser.add_argument("--gen-type", default="nearest", help="generator, by number or name (default: nearest)")
+    parser.add_argument("--source", help=f"video of the motion, or a skeleton track .npz (default: "
+                                         f"{DEFAULT_SOURCE} in the data folder, else {EMBEDDED_TRACK.name})")
+    parser.add_argument("--target", help=f"video of the target person, for nearest neighbour (default: "
+                                         f"{DEFAULT_TARGET}); the learned generators show the person "
+                                         f"their model was trained on")
+    parser.add_argument("--gen-type", default="gan", help="generator, by number or name (default: gan)")
+    parser.add_argument("--model", help="model file for types 2-4 (default: the one in models/)")
     parser.add_argument("--output", help="write the side-by-side video to this .mp4 instead of showing it")
     parser.add_argument("--every", type=int, default=1, help="use every k-th source frame")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.every < 1:
-        raise DanceError(f"--every must be at least 1 (got {args.every})")
     if args.output is not None and Path(args.output).suffix.lower() != ".mp4":
         raise DanceError(f"{args.output}: the output must be an .mp4 file")
 
-    source = data_path(args.source)
-    check_file(source)
-    demo = DanceDemo(source, args.gen_type, target=data_path(args.target), every=args.every)
+    source = data_path(args.source) if args.source else default_source()
+    if source == EMBEDDED_TRACK:
+        logging.info("no %s in %s: playing the shipped skeleton track %s", DEFAULT_SOURCE,
+                     data_path(DEFAULT_SOURCE).parent, EMBEDDED_TRACK.relative_to(PROJECT_DIR))
+    gen_type = parse_gen_type(args.gen_type)
+    if args.target and gen_type is not GEN_TYPE.NEAREST:
+        logging.warning("--target is used by nearest neighbour only; %s shows the person its model "
+                        "was trained on", gen_type.name.lower())
+    target = data_path(args.target or DEFAULT_TARGET)
+    demo = DanceDemo(source, gen_type, target=target, model=args.model, every=args.every)
     s = demo.draw(args.output)
     where = f"wrote {s['output']}" if s["output"] else "played"
     print(f"{where}: {s['frames']} frames, {s['missing']} with no person found (marked), "

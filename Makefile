@@ -15,7 +15,7 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 demo: venv
-	$(PY) DanceDemo.py --source karate1.mp4 --target taichi1.mp4 --gen-type nearest --output output/demo.mp4
+	$(PY) DanceDemo.py --output output/demo.mp4
 
 test: venv
 	$(PY) -m pytest -q tests

@@ -1,4 +1,5 @@
 """The demo, headless, and every kind of bad input on the command line."""
+import os
 import subprocess
 import sys
 
@@ -7,7 +8,7 @@ import pytest
 
 import DanceDemo as demo_module
 from conftest import ROOT
-from DanceDemo import GEN_TYPE, DanceDemo, parse_gen_type
+from DanceDemo import GEN_TYPE, GENERATORS, DanceDemo, parse_gen_type
 from VideoReader import DanceError, VideoReader
 from VideoSkeleton import VideoSkeleton
 
@@ -33,6 +34,7 @@ def test_gen_type_accepts_numbers_and_names():
     assert parse_gen_type("GAN") is GEN_TYPE.GAN and parse_gen_type(3) is GEN_TYPE.VANILLA_NN_Image
     with pytest.raises(DanceError, match="unknown --gen-type"):
         parse_gen_type("7")
+    assert set(GENERATORS) == set(GEN_TYPE)
 
 
 def test_demo_writes_one_frame_per_processed_source_frame(clip, tmp_path):
@@ -90,7 +92,8 @@ def test_cli_bad_video_files(bad_video, clip, tmp_path, private_cache):
     out = tmp_path / "never.mp4"
     assert_one_line_error(run("DanceDemo.py", "--source", bad_video, "--target", clip, "--output", out),
                           bad_video)
-    assert_one_line_error(run("DanceDemo.py", "--source", clip, "--target", bad_video, "--output", out),
+    assert_one_line_error(run("DanceDemo.py", "--source", clip, "--target", bad_video, "--gen-type", "nearest",
+                              "--output", out),
                           bad_video)
     assert not out.exists() and not list(tmp_path.glob(".never*"))
     assert not private_cache.exists() or not list(private_cache.glob(f"{bad_video.stem}*"))
@@ -113,10 +116,47 @@ def test_cli_damaged_cache(clip, private_cache):
     assert result.returncode == 0 and "skeletons found" in result.stdout
 
 
-@pytest.mark.parametrize("gen_type, message", [("banana", "unknown --gen-type"), ("2", "not available yet"),
-                                               ("vanilla_nn_image", "not available yet"), ("4", "not available yet")])
-def test_cli_gen_type_errors(clip, tmp_path, gen_type, message):
+@pytest.mark.parametrize("gen_type, model, message", [
+    ("banana", None, "unknown --gen-type"),
+    ("2", "models/DanceGenVanillaFromImage.pth", "needs input 'ske'"),
+    ("gan", "models/DanceGenVanillaFromSke.pth", "not a GenGAN"),
+    ("3", "models/missing.pth", "no such model file"),
+    ("4", "README.md", "not a readable checkpoint")])
+def test_cli_generator_errors(clip, tmp_path, gen_type, model, message):
     out = tmp_path / "never.mp4"
-    assert_one_line_error(run("DanceDemo.py", "--source", clip, "--target", clip, "--gen-type", gen_type,
-                              "--output", out), message)
+    args = ["--source", clip, "--target", clip, "--gen-type", gen_type, "--output", out]
+    assert_one_line_error(run("DanceDemo.py", *args, *(["--model", model] if model else [])), message)
     assert not out.exists()
+
+
+# ---- the learned generators, as shipped in models/ ----
+
+@pytest.mark.parametrize("gen_type", [GEN_TYPE.VANILLA_NN_SKE, GEN_TYPE.VANILLA_NN_Image, GEN_TYPE.GAN])
+def test_demo_runs_each_shipped_model_headless(clip, tmp_path, gen_type):
+    out = tmp_path / f"{gen_type.name}.mp4"
+    stats = DanceDemo(clip, gen_type, every=3).draw(output=out)
+    assert stats["frames"] == 20 and stats["missing"] < 20
+    with VideoReader(out) as video:
+        assert video.frame_count == 20 and video.size == (512, 256)
+        frames = [f for _, f in video]
+    right = np.stack(frames)[:, :, 256:]
+    assert right.std() > 10  # a picture, not a flat panel
+
+
+def test_demo_plays_the_shipped_track_with_no_data_folder(tmp_path):
+    out = tmp_path / "fresh.mp4"
+    env_run = subprocess.run([sys.executable, str(ROOT / "DanceDemo.py"), "--output", str(out)],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                             env={**os.environ, "DANCE_DATA": str(tmp_path / "no-data-here")})
+    assert env_run.returncode == 0, env_run.stderr
+    assert "karate1_track.npz" in env_run.stderr and "wrote" in env_run.stdout
+    track = np.load(ROOT / "data" / "karate1_track.npz")
+    with VideoReader(out) as video:
+        assert video.frame_count == int(track["frames_read"]) and video.size == (512, 256)
+
+
+def test_a_bad_track_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, something=np.zeros(3))
+    assert_one_line_error(run("DanceDemo.py", "--source", bad, "--output", tmp_path / "x.mp4"),
+                          bad, "not a skeleton track")
