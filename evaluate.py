@@ -1,0 +1,316 @@
+"""Score every generator on footage it never trained on, against the real frames.
+
+Self-reenactment: each real test frame's own skeleton drives each generator, and the
+output is compared with that frame. Test footage is the held-out split of the target
+(the final 15% of its cached frames, by time: no model trained on it, and nearest
+neighbour may only pick from the training frames), or with --test-video a separate
+video of the same person, used whole.
+
+Per frame, then averaged:
+  appearance  L1, PSNR and SSIM (11x11 Gaussian window, sigma 1.5, RGB in [0, 1]) on the
+              whole crop and on the person's box (the real skeleton's box plus a margin);
+              64x64 outputs are upsampled to the crop size first.
+  pose        MediaPipe (static-image mode, same margin as extraction) run on each output:
+              detection rate, and mean error in pixels over the 13 joints against the
+              skeleton that drove it. The real frames' row is the floor.
+  temporal    mean absolute difference between consecutive outputs, beside the real frames'.
+  speed       generate() frames per second one at a time and batched; the whole demo
+              pipeline's frames per second on a source clip.
+  cross       other people's videos drive the target's generators (no ground truth):
+              pose fidelity against the driving skeleton.
+
+Prints Markdown tables, writes every figure and the settings to JSON, and image grids.
+
+    python evaluate.py [VIDEO] [--test-video FILE] [--max-frames N] [--json F] [--grid F]
+"""
+import argparse
+import json
+import logging
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from DanceDemo import MODEL_FILES, DanceDemo, make_generator, parse_gen_type
+from GenNearest import GenNearest
+from GenVanillaNN import MODELS_DIR, pose_images
+from Skeleton import PoseDetector, Skeleton
+from VideoReader import DanceError, cli_main, data_path
+from VideoSkeleton import DETECT_MARGIN, HELD_OUT, VideoSkeleton, combine_images
+
+# ---- defaults ----
+DEFAULT_TARGET = "taichi1.mp4"
+CROSS_SOURCES = ("karate1.mp4", "taichi2.mp4")
+MAX_FRAMES = None       # test frames scored: all, or a contiguous run of this many from the start
+BOX_MARGIN = 0.1        # person box: the real skeleton's box grown by this fraction of the crop, each side
+SPEED_FRAMES = 200      # frames timed for generate() speed
+GRID_ROWS = 6
+CELL = 128
+SEED = 0
+
+log = logging.getLogger("dance")
+
+
+# ---- metrics on float images in [0, 1], (H, W, 3) ---------------------------------------------
+def l1(a, b):
+    return float(np.abs(a - b).mean())
+
+
+def psnr(a, b):
+    mse = float(((a - b) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def ssim(a, b, sigma=1.5, size=11):
+    """Mean SSIM (Wang et al. 2004) with an 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03,
+    data range 1, averaged over the RGB channels; borders the window cannot cover are left out."""
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    blur = lambda x: cv2.GaussianBlur(x, (size, size), sigma, borderType=cv2.BORDER_REFLECT)  # noqa: E731
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a ** 2
+    var_b = blur(b * b) - mu_b ** 2
+    cov = blur(a * b) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    pad = size // 2
+    if min(a.shape[:2]) > 2 * pad:
+        s = s[pad:-pad, pad:-pad]
+    return float(s.mean())
+
+
+def person_box(vector, size, margin=BOX_MARGIN):
+    """(x0, y0, x1, y1) pixels of the 13 reduced joints' box grown by `margin` x size, clipped."""
+    pts = np.asarray(vector, np.float32).reshape(-1, 2) * size
+    m = margin * size
+    x0, y0 = np.floor(pts.min(0) - m).astype(int).clip(0, size - 1)
+    x1, y1 = np.ceil(pts.max(0) + m).astype(int).clip(1, size)
+    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+
+
+def appearance(fake, real, vector):
+    """L1, PSNR, SSIM on the whole frame and on the person's box; uint8 BGR inputs of one size."""
+    a, b = fake.astype(np.float32) / 255, real.astype(np.float32) / 255
+    x0, y0, x1, y1 = person_box(vector, real.shape[0])
+    ab, bb = a[y0:y1, x0:x1], b[y0:y1, x0:x1]
+    return {"l1": l1(a, b), "psnr": psnr(a, b), "ssim": ssim(a, b),
+            "box_l1": l1(ab, bb), "box_psnr": psnr(ab, bb), "box_ssim": ssim(ab, bb)}
+
+
+def flicker(frames):
+    """Mean absolute difference between consecutive frames, pixels in [0, 1]."""
+    f = np.asarray(frames, np.float32) / 255
+    return float(np.abs(np.diff(f, axis=0)).mean()) if len(f) > 1 else float("nan")
+
+
+def pose_fidelity(images, vectors, detector):
+    """Detection rate of MediaPipe on `images`, and mean joint error in pixels against `vectors`
+    (the driving skeletons, in the images' normalised coordinates) over the detected ones."""
+    found, errors = 0, []
+    for im, vec in zip(images, vectors):
+        ske = detector.detect(im)
+        if ske is None:
+            continue
+        found += 1
+        size = np.array(im.shape[1::-1], np.float32)
+        errors.append(float(np.linalg.norm((ske.reduced() - vec.reshape(-1, 2)) * size, axis=1).mean()))
+    return {"detection_rate": found / max(len(images), 1),
+            "joint_error_px": float(np.mean(errors)) if errors else float("nan"), "frames": len(images)}
+
+
+# ---- generators ----------------------------------------------------------------------------
+def load_generators(videoSke, train_idx, models_dir=MODELS_DIR):
+    """name -> object with generate(ske) and generate_batch(vectors): nearest neighbour over the
+    training frames, and every model file found."""
+    gens = {"nearest": NearestBatch(videoSke, train_idx)}
+    for gen_type, name in MODEL_FILES.items():
+        path = Path(models_dir) / name
+        if not path.exists():
+            log.warning("skipping %s: no %s", gen_type.name.lower(), path)
+            continue
+        gen = make_generator(gen_type, model=path)
+        if gen.config.get("target") != videoSke.filename.name:
+            log.warning("%s was trained on %s, not on %s: its row says little about this target",
+                        path, gen.config.get("target"), videoSke.filename.name)
+        gens[gen_type.name.lower()] = gen
+    return gens
+
+
+class NearestBatch(GenNearest):
+    """Nearest neighbour with the networks' batch interface."""
+
+    def generate_batch(self, vectors):
+        return self.videoSkeletonTarget.images()[self.nearest(vectors)]
+
+
+def outputs(gen, vectors, size, batch=128):
+    """Generated frames for `vectors`, resized to size x size (uint8 BGR)."""
+    out = [gen.generate_batch(vectors[s:s + batch]) for s in range(0, len(vectors), batch)]
+    out = np.concatenate(out) if out else np.zeros((0, size, size, 3), np.uint8)
+    if out.shape[1] != size:
+        out = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR) for im in out])
+    return out
+
+
+def speed(gen, vectors, count=SPEED_FRAMES, batch=64):
+    """generate() frames per second, one at a time and in batches of `batch`."""
+    skes = [Skeleton.from_array(v) for v in vectors[:count]]
+    gen.generate(skes[0])  # warm-up
+    t0 = time.perf_counter()
+    for s in skes:
+        gen.generate(s)
+    single = len(skes) / (time.perf_counter() - t0)
+    v = np.asarray(vectors[:count], np.float32)
+    gen.generate_batch(v[:batch])
+    t0 = time.perf_counter()
+    for s in range(0, len(v), batch):
+        gen.generate_batch(v[s:s + batch])
+    return {"single_fps": single, "batch_fps": len(v) / (time.perf_counter() - t0), "batch": batch}
+
+
+# ---- the evaluation ------------------------------------------------------------------------
+def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES, demo_source=None,
+             models_dir=MODELS_DIR, progress=True):
+    """Every figure, as a dict (see the module docstring)."""
+    torch.manual_seed(SEED)
+    videoSke = VideoSkeleton(target, progress=progress)
+    train_idx, test_idx = videoSke.split()
+    if test_video:
+        test = VideoSkeleton(test_video, size=videoSke.size, progress=progress)
+        test_idx, source_name = np.arange(len(test)), Path(test_video).name
+        train_idx = np.arange(len(videoSke))
+    else:
+        test, source_name = videoSke, f"{videoSke.filename.name} (held-out split)"
+    if max_frames:
+        test_idx = test_idx[:max_frames]  # contiguous, so consecutive-frame flicker means something
+    size = videoSke.size
+    vectors, real = test.vectors()[test_idx], test.images()[test_idx]
+    gens = load_generators(videoSke, train_idx, models_dir)
+
+    results = {"settings": {
+        "target": str(videoSke.filename), "test": source_name, "test_frames": int(len(test_idx)),
+        "frame_size": size, "held_out": HELD_OUT, "max_frames": max_frames, "box_margin": BOX_MARGIN,
+        "models": {n: str(Path(models_dir) / MODEL_FILES[parse_gen_type(n)]) for n in gens if n != "nearest"},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
+                    "device": "cuda" if torch.cuda.is_available() else "cpu"}},
+        "rows": {}, "cross": {}}
+    detector = PoseDetector(tracking=False, margin=DETECT_MARGIN)
+    rows = {"real": real}
+    for name, gen in gens.items():
+        rows[name] = outputs(gen, vectors, size)
+    for name, frames in tqdm(rows.items(), desc="scoring", disable=not progress):
+        per_frame = [appearance(f, r, v) for f, r, v in zip(frames, real, vectors)]
+        row = {k: float(np.mean([p[k] for p in per_frame])) for k in per_frame[0]}
+        row.update(pose_fidelity(frames, vectors, detector))
+        row["flicker"] = flicker(frames)
+        row["flicker_ratio"] = row["flicker"] / flicker(real)
+        row["native_size"] = size if name in ("real", "nearest") else gens[name].config["image_size"]
+        if name != "real":
+            row.update(speed(gens[name], vectors))
+        results["rows"][name] = row
+    results["grid_frames"], results["grid_vectors"] = rows, vectors
+
+    for source in cross or ():
+        path = data_path(source)
+        if not path.exists():
+            log.warning("skipping cross-person %s: not found", path)
+            continue
+        src = VideoSkeleton(path, size=size, progress=progress)
+        idx = np.arange(len(src))[:max_frames] if max_frames else np.arange(len(src))
+        drive = src.vectors()[idx]
+        results["cross"][path.name] = {name: pose_fidelity(outputs(gen, drive, size), drive, detector)
+                                       for name, gen in gens.items()}
+    detector.close()
+
+    if demo_source:
+        for name in gens:
+            with tempfile.TemporaryDirectory() as tmp:
+                demo = DanceDemo(demo_source, name, target=target, model=None)
+                stats = demo.draw(output=Path(tmp) / "demo.mp4")
+            results["rows"][name]["demo_fps"] = stats["fps"]
+    return results
+
+
+def finite(value):
+    """The results with inf and nan as None, so the JSON is strict (PSNR of identical frames is inf)."""
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def markdown(results):
+    """The tables of a results dict, as Markdown."""
+    s = results["settings"]
+    lines = [f"Test footage: {s['test']}, {s['test_frames']} frames at {s['frame_size']}x{s['frame_size']}; "
+             f"outputs smaller than that are upsampled (native size in the table).", "",
+             "| generator | native | L1 | PSNR | SSIM | box L1 | box PSNR | box SSIM | detected | joint err (px) "
+             "| flicker (real) | fps 1 / batch | demo fps |", "|---|" + "---|" * 12]
+    real_flicker = results["rows"]["real"]["flicker"]
+    for name, r in results["rows"].items():
+        fps = f"{r['single_fps']:.0f} / {r['batch_fps']:.0f}" if "single_fps" in r else "-"
+        demo = f"{r['demo_fps']:.1f}" if "demo_fps" in r else "-"
+        lines.append(f"| {name} | {r['native_size']} | {r['l1']:.4f} | {r['psnr']:.2f} | {r['ssim']:.3f} | "
+                     f"{r['box_l1']:.4f} | {r['box_psnr']:.2f} | {r['box_ssim']:.3f} | "
+                     f"{100 * r['detection_rate']:.1f}% | {r['joint_error_px']:.2f} | "
+                     f"{r['flicker']:.4f} ({r['flicker_ratio']:.2f}x of {real_flicker:.4f}) | {fps} | {demo} |")
+    for source, table in results["cross"].items():
+        lines += ["", f"Cross-person: {source} drives the target ({next(iter(table.values()))['frames']} frames)", "",
+                  "| generator | detected | joint err (px) |", "|---|---|---|"]
+        lines += [f"| {n} | {100 * r['detection_rate']:.1f}% | {r['joint_error_px']:.2f} |" for n, r in table.items()]
+    return "\n".join(lines)
+
+
+def grid(rows, vectors, count=GRID_ROWS, cell=CELL):
+    """Test frames as rows: drawn skeleton | real frame | each generator, under a header."""
+    picks = np.linspace(0, len(vectors) - 1, min(count, len(vectors))).round().astype(int)
+    up = lambda ims: [cv2.resize(im, (cell, cell), interpolation=cv2.INTER_LINEAR) for im in ims]  # noqa: E731
+    columns = {"skeleton": up(pose_images(vectors[picks], cell))}
+    columns.update({name: up(frames[picks]) for name, frames in rows.items()})
+    header = []
+    for name in columns:
+        h = np.zeros((24, cell, 3), np.uint8)
+        cv2.putText(h, name, (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        header.append(h)
+    body = [combine_images(*[col[r] for col in columns.values()]) for r in range(len(picks))]
+    return np.concatenate([combine_images(*header)] + body, axis=0)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Score every generator on footage it never trained on.")
+    parser.add_argument("video", nargs="?", default=DEFAULT_TARGET, help=f"target video (default: {DEFAULT_TARGET})")
+    parser.add_argument("--test-video", help="a separate video of the same person, scored whole")
+    parser.add_argument("--max-frames", type=int, default=MAX_FRAMES or 0,
+                        help="score this many test frames, and this many of each cross-person video (0: all)")
+    parser.add_argument("--cross", nargs="*", default=list(CROSS_SOURCES), help="other people's videos")
+    parser.add_argument("--demo-source", default="karate1.mp4", help="clip for the demo pipeline's speed")
+    parser.add_argument("--json", default="output/evaluation.json", help="where to write every figure")
+    parser.add_argument("--grid", default="images/evaluation_grid.png", help="where to write the image grid")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.max_frames < 0:
+        raise DanceError("--max-frames must be 0 (all) or more")
+    demo_source = data_path(args.demo_source) if args.demo_source else None
+    t0 = time.perf_counter()
+    results = evaluate(data_path(args.video), args.test_video and data_path(args.test_video),
+                       args.max_frames or None, args.cross,
+                       demo_source if demo_source and demo_source.exists() else None)
+    rows, vectors = results.pop("grid_frames"), results.pop("grid_vectors")
+    results["settings"]["seconds"] = time.perf_counter() - t0
+    print(markdown(results))
+    for path in (Path(args.json), Path(args.grid)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(finite(results), indent=2))
+    cv2.imwrite(args.grid, grid(rows, vectors))
+    print(f"\nwrote {args.json} and {args.grid} in {results['settings']['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    cli_main(main)

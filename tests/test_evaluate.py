@@ -1,0 +1,100 @@
+"""evaluate.py: metrics on known inputs, and a tiny end-to-end run."""
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+import evaluate as ev
+from conftest import ROOT
+from Skeleton import PoseDetector
+
+
+def smooth_image(seed=0, size=64, sigma=3):
+    rng = np.random.default_rng(seed)
+    return cv2.GaussianBlur(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), (0, 0), sigma)
+
+
+def test_identical_images_score_perfectly():
+    a = smooth_image().astype(np.float32) / 255
+    assert ev.l1(a, a) == 0 and ev.psnr(a, a) == float("inf")
+    assert ev.ssim(a, a) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_noise_lowers_ssim_and_psnr_by_the_expected_amount():
+    a = smooth_image().astype(np.float32) / 255
+    rng = np.random.default_rng(1)
+    small = np.clip(a + rng.normal(0, 0.02, a.shape), 0, 1)
+    large = np.clip(a + rng.normal(0, 0.10, a.shape), 0, 1)
+    assert ev.psnr(a, small) == pytest.approx(34, abs=1.0)   # 20 log10(1 / 0.02) = 34 dB
+    assert ev.psnr(a, large) == pytest.approx(20, abs=1.0)   # 20 log10(1 / 0.1) = 20 dB
+    assert 1 > ev.ssim(a, small) > ev.ssim(a, large) > 0
+    assert ev.l1(a, large) == pytest.approx(0.08, abs=0.01)  # E|N(0, 0.1)| = 0.1 * sqrt(2 / pi)
+
+
+def test_a_constant_offset_costs_l1_exactly_and_shift_hurts_ssim():
+    a = smooth_image().astype(np.float32) / 255 * 0.5
+    assert ev.l1(a, a + 0.1) == pytest.approx(0.1, abs=1e-6)
+    b = smooth_image(sigma=1).astype(np.float32) / 255
+    shifted = np.roll(b, 3, axis=1)
+    assert ev.ssim(b, shifted) < 0.5 < ev.ssim(b, np.roll(b, 1, axis=1)) < 1
+
+
+def test_flicker_of_a_still_and_a_changing_sequence():
+    still = np.repeat(smooth_image()[None], 5, axis=0)
+    assert ev.flicker(still) == 0
+    ramp = np.stack([np.full((8, 8, 3), 10 * i, np.uint8) for i in range(5)])
+    assert ev.flicker(ramp) == pytest.approx(10 / 255)
+
+
+def test_person_box_grows_and_clips():
+    vec = np.tile([0.5, 0.5], 13).astype(np.float32)
+    vec[:2] = (0.0, 0.1)
+    x0, y0, x1, y1 = ev.person_box(vec, 100, margin=0.1)
+    assert (x0, y0) == (0, 0) and x1 == 60 and y1 == 60
+
+
+def test_a_blank_image_is_never_detected():
+    with PoseDetector(tracking=False) as det:
+        r = ev.pose_fidelity([np.zeros((128, 128, 3), np.uint8)] * 3, np.zeros((3, 26), np.float32), det)
+    assert r["detection_rate"] == 0 and np.isnan(r["joint_error_px"]) and r["frames"] == 3
+
+
+def test_end_to_end_on_a_short_clip(clip, tmp_path):
+    out_json, out_grid = tmp_path / "e.json", tmp_path / "g.png"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), str(clip), "--max-frames", "10", "--cross", str(clip),
+         "--demo-source", str(clip), "--json", str(out_json), "--grid", str(out_grid)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "| real |" in result.stdout and "| nearest |" in result.stdout
+    data = json.loads(out_json.read_text())
+    assert set(data) == {"settings", "rows", "cross"} and data["settings"]["test_frames"] > 0
+    for name in ("real", "nearest", "vanilla_nn_ske", "vanilla_nn_image", "gan"):
+        row = data["rows"][name]
+        for key in ("l1", "psnr", "ssim", "box_l1", "box_psnr", "box_ssim", "detection_rate",
+                    "joint_error_px", "flicker", "flicker_ratio", "native_size"):
+            assert key in row, (name, key)
+        if name != "real":
+            assert {"single_fps", "batch_fps", "demo_fps"} <= set(row)
+    assert data["rows"]["real"]["l1"] == 0 and data["rows"]["nearest"]["l1"] > 0
+    assert set(data["cross"][clip.name]) == {"nearest", "vanilla_nn_ske", "vanilla_nn_image", "gan"}
+    assert out_grid.exists()
+
+
+def test_a_separate_test_video_is_scored_whole(clip, tmp_path, private_cache):
+    out_json = tmp_path / "e.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), str(clip), "--test-video", str(clip), "--max-frames", "0",
+         "--cross", "--demo-source", "", "--json", str(out_json), "--grid", str(tmp_path / "g.png")],
+        capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "was trained on taichi1.mp4, not on clip.mp4" in result.stderr
+    data = json.loads(out_json.read_text())
+    (cache,) = private_cache.glob("clip-*.npz")
+    assert data["settings"]["test"] == "clip.mp4" and data["cross"] == {}
+    assert data["settings"]["test_frames"] == len(np.load(cache)["frame_index"])  # every frame with a pose
+    # the target is also the test video, so nearest neighbour finds every frame itself
+    assert data["rows"]["nearest"]["l1"] == 0
