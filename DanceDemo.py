@@ -113,8 +113,8 @@ def load_track(path):
     try:
         with np.load(path, allow_pickle=False) as z:
             track = {k: z[k] for k in ("skeletons", "frame_index", "every", "frames_read", "fps")}
-        assert track["skeletons"].ndim == 3 and track["skeletons"].shape[1:] == (33, 4)
-        assert len(track["frame_index"]) == len(track["skeletons"])
+        if track["skeletons"].shape[1:] != (33, 4) or len(track["frame_index"]) != len(track["skeletons"]):
+            raise ValueError("arrays of the wrong shape")
     except Exception as e:
         raise DanceError(f"{path}: not a skeleton track ({type(e).__name__}); "
                          f"write one with VideoSkeleton.py VIDEO --save-track FILE.npz") from None
