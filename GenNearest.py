@@ -61,6 +61,10 @@ class GenNeirest:
         """The target frame (BGR uint8, size x size) whose pose is closest to `ske`."""
         return self.videoSkeletonTarget.readImage(self.nearest([ske])[0])
 
+    def generate_batch(self, vectors):
+        """Reduced skeletons (N, 26) -> their nearest target frames, (N, size, size, 3) BGR uint8."""
+        return self.videoSkeletonTarget.images()[self.nearest(vectors)]
+
 
 GenNearest = GenNeirest
 

@@ -269,13 +269,29 @@ class GenVanillaNN:
 
 
 # ---- the training loop, shared by every learned generator ---------------------------------
+def comparison_grid(vectors, columns, rows=8, cell=128):
+    """A picture for eyes: `rows` poses spread over `vectors`, each row the drawn skeleton
+    then every named column's image of that pose, under a header of the names.
+    `columns` maps a name to images (N, H, W, 3) BGR uint8, one per vector."""
+    picks = np.linspace(0, len(vectors) - 1, min(rows, len(vectors))).round().astype(int)
+    named = {"skeleton": pose_images(np.asarray(vectors)[picks], cell),
+             **{name: np.asarray(images)[picks] for name, images in columns.items()}}
+    header = []
+    for name in named:
+        h = np.zeros((24, cell, 3), np.uint8)
+        cv2.putText(h, name, (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        header.append(h)
+    body = [np.concatenate([cv2.resize(images[r], (cell, cell), interpolation=cv2.INTER_LINEAR)
+                            for images in named.values()], axis=1) for r in range(len(picks))]
+    return np.concatenate([np.concatenate(header, axis=1)] + body, axis=0)
+
+
 def sample_grid(gen, data, count=8):
-    """Rows of (drawn pose | real frame | generated) for `count` frames spread over `data`."""
+    """Held-out samples during training: drawn pose | real frame | generated."""
     picks = np.linspace(0, len(data) - 1, min(count, len(data))).round().astype(int)
-    fake = gen.generate_batch(data.vectors[picks].numpy())
-    rgb_to_bgr = lambda t: np.ascontiguousarray(t.permute(0, 2, 3, 1).numpy()[..., ::-1])  # noqa: E731
-    poses, real = rgb_to_bgr(data.poses[picks]), rgb_to_bgr(data.images[picks])
-    return np.concatenate([np.concatenate([p, r, f], axis=1) for p, r, f in zip(poses, real, fake)], axis=0)
+    vectors = data.vectors[picks].numpy()
+    real = np.ascontiguousarray(data.images[picks].permute(0, 2, 3, 1).numpy()[..., ::-1])
+    return comparison_grid(vectors, {"real": real, "generated": gen.generate_batch(vectors)}, rows=len(picks))
 
 
 def validation_l1(generate_batch, data, batch_size=256):
@@ -307,7 +323,7 @@ def fit(gen, videoSke, epochs, every, checkpoint, out, progress=True):
              len(val_idx), gen.device)
     train, val = PoseDataset(videoSke, train_idx, size), PoseDataset(videoSke, val_idx, size)
     nearest = GenNearest(videoSke, indices=full_train_idx)
-    nn_l1 = validation_l1(lambda v: resize_all(videoSke.images()[nearest.nearest(v)], size), val)
+    nn_l1 = validation_l1(lambda v: resize_all(nearest.generate_batch(v), size), val)
     log.info("held-out L1 of nearest neighbour (the baseline to beat): %.4f", nn_l1)
 
     rng = torch.Generator().manual_seed(gen.config["seed"] + gen.epoch)

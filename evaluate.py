@@ -39,10 +39,10 @@ from tqdm import tqdm
 
 from DanceDemo import MODEL_FILES, DanceDemo, make_generator, parse_gen_type
 from GenNearest import GenNearest
-from GenVanillaNN import MODELS_DIR, pose_images
+from GenVanillaNN import MODELS_DIR, comparison_grid
 from Skeleton import PoseDetector, Skeleton
 from VideoReader import DanceError, cli_main, data_path
-from VideoSkeleton import HELD_OUT, VideoSkeleton, combine_images
+from VideoSkeleton import HELD_OUT, VideoSkeleton
 
 # ---- defaults ----
 DEFAULT_TARGET = "taichi1.mp4"
@@ -131,7 +131,7 @@ def pose_fidelity(images, vectors, detector):
 def load_generators(videoSke, train_idx, models_dir=MODELS_DIR):
     """name -> object with generate(ske) and generate_batch(vectors): nearest neighbour over the
     training frames, and every model file found."""
-    gens = {"nearest": NearestBatch(videoSke, train_idx)}
+    gens = {"nearest": GenNearest(videoSke, indices=train_idx)}
     for gen_type, name in MODEL_FILES.items():
         path = Path(models_dir) / name
         if not path.exists():
@@ -143,13 +143,6 @@ def load_generators(videoSke, train_idx, models_dir=MODELS_DIR):
                         path, gen.config.get("target"), videoSke.filename.name)
         gens[gen_type.name.lower()] = gen
     return gens
-
-
-class NearestBatch(GenNearest):
-    """Nearest neighbour with the networks' batch interface."""
-
-    def generate_batch(self, vectors):
-        return self.videoSkeletonTarget.images()[self.nearest(vectors)]
 
 
 def outputs(gen, vectors, size, batch=128):
@@ -272,21 +265,6 @@ def markdown(results):
     return "\n".join(lines)
 
 
-def grid(rows, vectors, count=GRID_ROWS, cell=CELL):
-    """Test frames as rows: drawn skeleton | real frame | each generator, under a header."""
-    picks = np.linspace(0, len(vectors) - 1, min(count, len(vectors))).round().astype(int)
-    up = lambda ims: [cv2.resize(im, (cell, cell), interpolation=cv2.INTER_LINEAR) for im in ims]  # noqa: E731
-    columns = {"skeleton": up(pose_images(vectors[picks], cell))}
-    columns.update({name: up(frames[picks]) for name, frames in rows.items()})
-    header = []
-    for name in columns:
-        h = np.zeros((24, cell, 3), np.uint8)
-        cv2.putText(h, name, (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
-        header.append(h)
-    body = [combine_images(*[col[r] for col in columns.values()]) for r in range(len(picks))]
-    return np.concatenate([combine_images(*header)] + body, axis=0)
-
-
 def main():
     parser = argparse.ArgumentParser(description="Score every generator on footage it never trained on.")
     parser.add_argument("video", nargs="?", default=DEFAULT_TARGET, help=f"target video (default: {DEFAULT_TARGET})")
@@ -312,7 +290,7 @@ def main():
     for path in (Path(args.json), Path(args.grid)):
         path.parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(finite(results), indent=2))
-    cv2.imwrite(args.grid, grid(rows, vectors))
+    cv2.imwrite(args.grid, comparison_grid(vectors, rows, rows=GRID_ROWS, cell=CELL))
     print(f"\nwrote {args.json} and {args.grid} in {results['settings']['seconds']:.0f} s")
     return 0
 
