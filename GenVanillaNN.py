@@ -374,7 +374,8 @@ def train_main(gen_class, description, default_out, extra_args=None):
     parser.add_argument("--lr", type=float, default=LEARNING_RATE)
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--out", help="where to write the trained model (default: models/<name>.pth)")
-    parser.add_argument("--resume", action="store_true", help="continue from checkpoints/<name>.pth")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from checkpoints/<name>.pth (its settings, not these, apply)")
     parser.add_argument("--device", help="cuda or cpu (default: cuda when present)")
     if extra_args:
         extra_args(parser)
