@@ -24,8 +24,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from GenGAN import MODEL_FILE as GAN_FILE
 from GenGAN import GenGAN
 from GenNearest import GenNearest
+from GenVanillaNN import MODEL_FILES as VANILLA_FILES
 from GenVanillaNN import MODELS_DIR, GenVanillaNN
 from Skeleton import PoseDetector, Skeleton, crop_person, crop_square
 from VideoReader import PROJECT_DIR, DanceError, VideoReader, VideoWriter, check_file, cli_main, data_path
@@ -50,8 +52,8 @@ class GEN_TYPE(IntEnum):
 # the learned ones are loaded from a model file (default: the one shipped in models/).
 GENERATORS = {GEN_TYPE.NEAREST: GenNearest, GEN_TYPE.VANILLA_NN_SKE: GenVanillaNN,
               GEN_TYPE.VANILLA_NN_Image: GenVanillaNN, GEN_TYPE.GAN: GenGAN}
-MODEL_FILES = {GEN_TYPE.VANILLA_NN_SKE: "DanceGenVanillaFromSke.pth",
-               GEN_TYPE.VANILLA_NN_Image: "DanceGenVanillaFromImage.pth", GEN_TYPE.GAN: "DanceGenGAN.pth"}
+MODEL_FILES = {GEN_TYPE.VANILLA_NN_SKE: VANILLA_FILES["ske"], GEN_TYPE.VANILLA_NN_Image: VANILLA_FILES["image"],
+               GEN_TYPE.GAN: GAN_FILE}  # the names the trainers write
 NETWORK_INPUT = {GEN_TYPE.VANILLA_NN_SKE: "ske", GEN_TYPE.VANILLA_NN_Image: "image"}
 
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from GenVanillaNN import GenVanillaNN, train_main
 from VideoReader import cli_main
 
+MODEL_FILE = "DanceGenGAN.pth"
 L1_WEIGHT = 100.0   # pix2pix's weight: the adversarial term sharpens, L1 keeps the pose
 CRITICS = ("pose", "image")
 
@@ -116,7 +117,7 @@ class GenGAN(GenVanillaNN):
 
 def main():
     return train_main(GenGAN, "Train GenGAN (GEN_TYPE 4) on a target video.",
-                      lambda opts: "DanceGenGAN.pth",
+                      lambda opts: MODEL_FILE,
                       lambda p: p.add_argument("--critic", choices=CRITICS, default="pose",
                                                help="what the discriminator sees: pose and image "
                                                     "(conditional, default) or the image alone"))

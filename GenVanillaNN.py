@@ -53,23 +53,32 @@ def pick_device(name=None):
 
 
 # ---- images <-> tensors ----------------------------------------------------------------
+def bgr_to_rgb_chw(images):
+    """(N, H, W, 3) BGR uint8 array -> (N, 3, H, W) RGB uint8 tensor (a permuted view)."""
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(images)[..., ::-1])).permute(0, 3, 1, 2)
+
+
+def rgb_chw_to_bgr(tensor):
+    """(N, 3, H, W) RGB uint8 tensor -> (N, H, W, 3) BGR uint8 array."""
+    return np.ascontiguousarray(tensor.permute(0, 2, 3, 1).cpu().numpy()[..., ::-1])
+
+
 def images_to_tensor(images):
     """(N, H, W, 3) BGR uint8 -> (N, 3, H, W) RGB float in [-1, 1]."""
-    rgb = torch.from_numpy(np.ascontiguousarray(np.asarray(images)[..., ::-1]))
-    return rgb.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    return bgr_to_rgb_chw(images).float().div(127.5).sub(1.0)
 
 
 def tensor_to_images(tensor):
     """(N, 3, H, W) RGB in [-1, 1] -> (N, H, W, 3) BGR uint8."""
-    t = tensor.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte()
-    return np.ascontiguousarray(t.permute(0, 2, 3, 1).cpu().numpy()[..., ::-1])
+    return rgb_chw_to_bgr(tensor.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte())
 
 
 def resize_all(images, size):
-    """Resize a stack of square images (area averaging when shrinking)."""
-    if images.shape[1] == size:
+    """Resize a stack of square images to size x size: area averaging when shrinking, bilinear when growing."""
+    if len(images) == 0 or images.shape[1] == size:
         return images
-    return np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
+    interpolation = cv2.INTER_AREA if images.shape[1] > size else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(im, (size, size), interpolation=interpolation) for im in images])
 
 
 def pose_images(vectors, size=IMAGE_SIZE):
@@ -91,9 +100,8 @@ class PoseDataset:
         vectors = videoSke.vectors()[self.indices]
         crops = resize_all(videoSke.images()[self.indices], size)
         self.vectors = torch.from_numpy(vectors)
-        self.images = torch.from_numpy(np.ascontiguousarray(crops[..., ::-1])).permute(0, 3, 1, 2).contiguous()
-        drawn = pose_images(vectors, size)
-        self.poses = torch.from_numpy(np.ascontiguousarray(drawn[..., ::-1])).permute(0, 3, 1, 2).contiguous()
+        self.images = bgr_to_rgb_chw(crops).contiguous()  # contiguous: batches index along N
+        self.poses = bgr_to_rgb_chw(pose_images(vectors, size)).contiguous()
 
     def __len__(self):
         return len(self.indices)
@@ -290,7 +298,7 @@ def sample_grid(gen, data, count=8):
     """Held-out samples during training: drawn pose | real frame | generated."""
     picks = np.linspace(0, len(data) - 1, min(count, len(data))).round().astype(int)
     vectors = data.vectors[picks].numpy()
-    real = np.ascontiguousarray(data.images[picks].permute(0, 2, 3, 1).numpy()[..., ::-1])
+    real = rgb_chw_to_bgr(data.images[picks])
     return comparison_grid(vectors, {"real": real, "generated": gen.generate_batch(vectors)}, rows=len(picks))
 
 
@@ -300,8 +308,8 @@ def validation_l1(generate_batch, data, batch_size=256):
     for start in range(0, len(data), batch_size):
         vec = data.vectors[start:start + batch_size].numpy()
         fake = generate_batch(vec).astype(np.float32)
-        real = np.ascontiguousarray(data.images[start:start + batch_size].permute(0, 2, 3, 1).numpy()[..., ::-1])
-        total += np.abs(fake - real.astype(np.float32)).sum() / 255.0
+        real = rgb_chw_to_bgr(data.images[start:start + batch_size]).astype(np.float32)
+        total += np.abs(fake - real).sum() / 255.0
     return float(total / (len(data) * IMAGE_SIZE * IMAGE_SIZE * 3))  # a plain float: checkpoints hold no numpy
 
 

@@ -37,9 +37,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from DanceDemo import MODEL_FILES, DanceDemo, make_generator, parse_gen_type
+from DanceDemo import MODEL_FILES, DanceDemo, make_generator
 from GenNearest import GenNearest
-from GenVanillaNN import MODELS_DIR, comparison_grid
+from GenVanillaNN import MODELS_DIR, comparison_grid, resize_all
 from Skeleton import PoseDetector, Skeleton
 from VideoReader import DanceError, cli_main, data_path
 from VideoSkeleton import HELD_OUT, VideoSkeleton
@@ -129,9 +129,9 @@ def pose_fidelity(images, vectors, detector):
 
 # ---- generators ----------------------------------------------------------------------------
 def load_generators(videoSke, train_idx, models_dir=MODELS_DIR):
-    """name -> object with generate(ske) and generate_batch(vectors): nearest neighbour over the
-    training frames, and every model file found."""
-    gens = {"nearest": GenNearest(videoSke, indices=train_idx)}
+    """(name -> object with generate(ske) and generate_batch(vectors), name -> model file):
+    nearest neighbour over the training frames, and every model file found."""
+    gens, files = {"nearest": GenNearest(videoSke, indices=train_idx)}, {}
     for gen_type, name in MODEL_FILES.items():
         path = Path(models_dir) / name
         if not path.exists():
@@ -141,17 +141,14 @@ def load_generators(videoSke, train_idx, models_dir=MODELS_DIR):
         if gen.config.get("target") != videoSke.filename.name:
             log.warning("%s was trained on %s, not on %s: its row says little about this target",
                         path, gen.config.get("target"), videoSke.filename.name)
-        gens[gen_type.name.lower()] = gen
-    return gens
+        gens[gen_type.name.lower()], files[gen_type.name.lower()] = gen, str(path)
+    return gens, files
 
 
 def outputs(gen, vectors, size, batch=128):
     """Generated frames for `vectors`, resized to size x size (uint8 BGR)."""
     out = [gen.generate_batch(vectors[s:s + batch]) for s in range(0, len(vectors), batch)]
-    out = np.concatenate(out) if out else np.zeros((0, size, size, 3), np.uint8)
-    if out.shape[1] != size:
-        out = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR) for im in out])
-    return out
+    return resize_all(np.concatenate(out), size) if out else np.zeros((0, size, size, 3), np.uint8)
 
 
 def speed(gen, vectors, count=SPEED_FRAMES, batch=64):
@@ -187,18 +184,18 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
         test_idx = test_idx[:max_frames]  # contiguous, so consecutive-frame flicker means something
     size = videoSke.size
     vectors, real = test.vectors()[test_idx], test.images()[test_idx]
-    gens = load_generators(videoSke, train_idx, models_dir)
+    gens, model_files = load_generators(videoSke, train_idx, models_dir)
 
     results = {"settings": {
         "target": str(videoSke.filename), "test": source_name, "test_frames": int(len(test_idx)),
         "frame_size": size, "held_out": HELD_OUT, "max_frames": max_frames, "box_margin": BOX_MARGIN,
         "redetect_margin": REDETECT_MARGIN,
-        "models": {n: str(Path(models_dir) / MODEL_FILES[parse_gen_type(n)]) for n in gens if n != "nearest"},
+        "models": model_files,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "device": "cuda" if torch.cuda.is_available() else "cpu"}},
         "rows": {}, "cross": {}}
     detector = PoseDetector(tracking=False, margin=REDETECT_MARGIN)
-    rows = {"real": real}
+    rows, real_flicker = {"real": real}, flicker(real)
     for name, gen in gens.items():
         rows[name] = outputs(gen, vectors, size)
     for name, frames in tqdm(rows.items(), desc="scoring", disable=not progress):
@@ -206,7 +203,7 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
         row = {k: float(np.mean([p[k] for p in per_frame])) for k in per_frame[0]}
         row.update(pose_fidelity(frames, vectors, detector))
         row["flicker"] = flicker(frames)
-        row["flicker_ratio"] = row["flicker"] / flicker(real)
+        row["flicker_ratio"] = row["flicker"] / real_flicker
         row["native_size"] = size if name in ("real", "nearest") else gens[name].config["image_size"]
         if name != "real":
             row.update(speed(gens[name], vectors))
