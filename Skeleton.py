@@ -149,6 +149,26 @@ class Skeleton:
         return image
 
 
+def reduced_vectors(skeletons):
+    """(N, 26) float32 reduced vectors from a batch of skeletons given either as
+    reduced vectors (N, 26) or as full landmark arrays (N, 33, 4): what every
+    generator's `generate_batch` accepts."""
+    arr = np.asarray(skeletons, dtype=np.float32)
+    if arr.ndim == 3 and arr.shape[1:] == (NUM_LANDMARKS, 4):
+        return arr[:, REDUCED_IDS, :2].reshape(len(arr), -1)
+    return arr.reshape(len(arr), -1)
+
+
+def full_landmarks(skeletons):
+    """(N, 33, 4) landmark arrays from reduced vectors (N, 26) or landmark arrays;
+    landmarks a reduced vector does not know are NaN (see `Skeleton.from_array`)."""
+    arr = np.asarray(skeletons, dtype=np.float32)
+    if arr.ndim == 3 and arr.shape[1:] == (NUM_LANDMARKS, 4):
+        return arr
+    return np.stack([Skeleton.from_array(v).landmarks for v in arr.reshape(len(arr), -1)]) if len(arr) \
+        else np.zeros((0, NUM_LANDMARKS, 4), np.float32)
+
+
 def square_box(ske, image_size, margin=0.2):
     """The square around a person, in pixels: (x0, y0, side).
 

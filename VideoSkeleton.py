@@ -248,6 +248,22 @@ class VideoSkeleton:
         """(N, 26) float32: the reduced skeletons, as the generators take them."""
         return self.skeletons[:, REDUCED_IDS, :2].reshape(len(self), -1).copy()
 
+    @property
+    def frame_size(self):
+        """(width, height) of the video's frames, in pixels."""
+        return tuple(self.meta["video_size"])
+
+    def frame_landmarks(self):
+        """(N, 33, 4) float32: the skeletons in the coordinates of the whole video frame
+        (normalised to its width and height), undoing each crop: where the person stood."""
+        w, h = self.frame_size
+        x0, y0, side = self.boxes[:, 0, None], self.boxes[:, 1, None], self.boxes[:, 2, None]
+        out = self.skeletons.copy()
+        out[:, :, 0] = (out[:, :, 0] * side + x0) / w
+        out[:, :, 1] = (out[:, :, 1] * side + y0) / h
+        out[:, :, 2] = out[:, :, 2] * side / w
+        return out
+
     def readImage(self, i):
         """Crop i, BGR uint8 (size, size, 3)."""
         if self._images is not None:
