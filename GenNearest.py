@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from Skeleton import reduced_vectors
 from VideoReader import DanceError, cli_main, data_path
 from VideoSkeleton import VideoSkeleton, combine_images
 
@@ -61,9 +62,9 @@ class GenNeirest:
         """The target frame (BGR uint8, size x size) whose pose is closest to `ske`."""
         return self.videoSkeletonTarget.readImage(self.nearest([ske])[0])
 
-    def generate_batch(self, vectors):
-        """Reduced skeletons (N, 26) -> their nearest target frames, (N, size, size, 3) BGR uint8."""
-        return self.videoSkeletonTarget.images()[self.nearest(vectors)]
+    def generate_batch(self, skeletons):
+        """Skeletons (N, 26) or (N, 33, 4) -> their nearest target frames, (N, size, size, 3) BGR uint8."""
+        return self.videoSkeletonTarget.images()[self.nearest(reduced_vectors(skeletons))]
 
 
 GenNearest = GenNeirest

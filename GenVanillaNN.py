@@ -28,7 +28,8 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from GenNearest import GenNearest
-from Skeleton import Skeleton
+from Motion import pose_stats
+from Skeleton import Skeleton, reduced_vectors
 from VideoReader import PROJECT_DIR, DanceError, atomic_path, cli_main, data_path
 from VideoSkeleton import HELD_OUT, VideoSkeleton
 
@@ -81,27 +82,30 @@ def resize_all(images, size):
     return np.stack([cv2.resize(im, (size, size), interpolation=interpolation) for im in images])
 
 
-def pose_images(vectors, size=IMAGE_SIZE):
-    """Reduced skeletons (N, 26), in crop coordinates, drawn as stick figures on black:
-    (N, size, size, 3) BGR uint8, the input of GenNNSkeImToImage and of GenGAN's critic."""
+def pose_images(skeletons, size=IMAGE_SIZE):
+    """Skeletons in crop coordinates ((N, 26) or (N, 33, 4)), their 13 joints drawn as stick
+    figures on black: (N, size, size, 3) BGR uint8, the input of GenNNSkeImToImage and of
+    GenGAN's critic."""
+    vectors = reduced_vectors(skeletons)
     out = np.zeros((len(vectors), size, size, 3), np.uint8)
-    for im, vec in zip(out, np.asarray(vectors, np.float32)):
+    for im, vec in zip(out, vectors):
         Skeleton.from_array(vec).draw(im, thickness=1)
     return out
 
 
 # ---- data ------------------------------------------------------------------------------
 class PoseDataset:
-    """Frames of a VideoSkeleton as uint8 tensors kept in memory: vectors (N, 26),
-    images (N, 3, S, S) RGB, poses (N, 3, S, S) RGB (the drawn skeletons)."""
+    """Frames of a VideoSkeleton as tensors kept in memory: skeletons (N, 33, 4) float,
+    vectors (N, 26) float, images (N, 3, S, S) RGB uint8, poses (N, C, S, S) uint8: the
+    skeletons as the generator sees them, drawn by `render` (skeletons, size) -> (N, S, S, C)."""
 
-    def __init__(self, videoSke, indices, size=IMAGE_SIZE):
+    def __init__(self, videoSke, indices, size=IMAGE_SIZE, render=pose_images):
         self.indices = np.asarray(indices)
-        vectors = videoSke.vectors()[self.indices]
+        self.skeletons = videoSke.skeletons[self.indices]
         crops = resize_all(videoSke.images()[self.indices], size)
-        self.vectors = torch.from_numpy(vectors)
+        self.vectors = torch.from_numpy(reduced_vectors(self.skeletons))
         self.images = bgr_to_rgb_chw(crops).contiguous()  # contiguous: batches index along N
-        self.poses = bgr_to_rgb_chw(pose_images(vectors, size)).contiguous()
+        self.poses = bgr_to_rgb_chw(render(self.skeletons, size)).contiguous()
 
     def __len__(self):
         return len(self.indices)
@@ -141,18 +145,21 @@ class GenNNSkeToImage(nn.Module):
         return self.model(z.view(z.shape[0], -1, 1, 1))
 
 
-class GenNNSkeImToImage(nn.Module):
-    """Drawn skeleton (3x64x64) -> image (3x64x64): a four-level U-Net."""
+class UNet(nn.Module):
+    """Image-to-image U-Net (pix2pix's generator): `levels` stride-2 convolutions down to
+    size / 2**levels, as many ConvTranspose layers back up, each decoder level concatenated
+    with the encoder level of the same size, so fine positions (where a limb is) reach the
+    output directly while the bottleneck sees the whole figure."""
 
-    def __init__(self, base=32):
+    def __init__(self, in_channels=3, base=32, levels=4, max_channels=256):
         super().__init__()
-        c = [base, base * 2, base * 4, base * 8]
+        c = [min(base * 2 ** i, max_channels) for i in range(levels)]
         self.down = nn.ModuleList([
-            nn.Sequential(nn.Conv2d(3, c[0], 4, 2, 1), nn.LeakyReLU(0.2, True)),  # 32
+            nn.Sequential(nn.Conv2d(in_channels, c[0], 4, 2, 1), nn.LeakyReLU(0.2, True)),
             *[nn.Sequential(nn.Conv2d(c[i], c[i + 1], 4, 2, 1, bias=False), nn.BatchNorm2d(c[i + 1]),
-                            nn.LeakyReLU(0.2, True)) for i in range(3)]])          # 16, 8, 4
-        self.up = nn.ModuleList([up(c[3], c[2]), up(2 * c[2], c[1]), up(2 * c[1], c[0])])  # 8, 16, 32
-        self.out = up(2 * c[0], 3, last=True)                                                 # 64
+                            nn.LeakyReLU(0.2, True)) for i in range(levels - 1)]])
+        self.up = nn.ModuleList([up(c[-1], c[-2])] + [up(2 * c[i], c[i - 1]) for i in range(levels - 2, 0, -1)])
+        self.out = up(2 * c[0], 3, last=True)
 
     def forward(self, batch):
         x, skips = batch["pose"], []
@@ -162,6 +169,13 @@ class GenNNSkeImToImage(nn.Module):
         for layer, skip in zip(self.up, reversed(skips[:-1])):
             x = torch.cat([layer(x), skip], dim=1)
         return self.out(x)
+
+
+class GenNNSkeImToImage(UNet):
+    """Drawn skeleton (3x64x64) -> image (3x64x64): a four-level U-Net (32 ... 256 channels)."""
+
+    def __init__(self):
+        super().__init__(in_channels=3, base=32, levels=4)
 
 
 NETWORKS = {"ske": GenNNSkeToImage, "image": GenNNSkeImToImage}
@@ -202,6 +216,7 @@ class GenVanillaNN:
     """
 
     kind = "GenVanillaNN"
+    render_poses = staticmethod(pose_images)  # skeletons -> what the network (or critic) sees of them
 
     def __init__(self, input="ske", device=None, **config):
         if input not in NETWORKS:
@@ -210,16 +225,20 @@ class GenVanillaNN:
         self.config = {"input": input, "image_size": IMAGE_SIZE, "lr": LEARNING_RATE,
                        "batch_size": BATCH_SIZE, "held_out": HELD_OUT, "seed": SEED, **config}
         torch.manual_seed(self.config["seed"])
-        self.netG = NETWORKS[input]().to(self.device)
+        self.netG = self.build_generator().to(self.device)
         self.optG = torch.optim.Adam(self.netG.parameters(), lr=self.config["lr"], betas=(0.5, 0.999))
         self.epoch, self.history = 0, []
 
+    def build_generator(self):
+        """The generator network this config describes (subclasses build their own)."""
+        return NETWORKS[self.config["input"]]()
+
     # -- inference --
     @torch.no_grad()
-    def generate_batch(self, vectors):
-        """Reduced skeletons (N, 26) -> (N, 64, 64, 3) BGR uint8 images."""
+    def generate_batch(self, skeletons):
+        """Skeletons in crop coordinates, (N, 26) or (N, 33, 4) -> (N, 64, 64, 3) BGR uint8 images."""
         self.netG.eval()
-        vectors = np.asarray(vectors, np.float32).reshape(len(vectors), -1)
+        vectors = reduced_vectors(skeletons)
         batch = {"vector": torch.from_numpy(vectors).to(self.device)}
         if self.config["input"] == "image":
             batch["pose"] = images_to_tensor(pose_images(vectors, self.config["image_size"])).to(self.device)
@@ -227,7 +246,7 @@ class GenVanillaNN:
 
     def generate(self, ske):
         """The target in pose `ske` (a Skeleton in crop coordinates): BGR uint8, 64x64."""
-        return self.generate_batch([np.asarray(ske, np.float32)])[0]
+        return self.generate_batch(ske.landmarks[None])[0]
 
     # -- training --
     def train_step(self, batch):
@@ -244,6 +263,9 @@ class GenVanillaNN:
         """Train on the first 85% of the target's frames (by time) up to `epochs` epochs in all;
         see `fit`."""
         return fit(self, videoSke, epochs, every, checkpoint, out, progress)
+
+    def end_epoch(self, data):
+        """Called after each epoch with the training set, before validation (a hook for subclasses)."""
 
     # -- persistence --
     def state(self, training=True):
@@ -277,12 +299,12 @@ class GenVanillaNN:
 
 
 # ---- the training loop, shared by every learned generator ---------------------------------
-def comparison_grid(vectors, columns, rows=8, cell=128):
-    """A picture for eyes: `rows` poses spread over `vectors`, each row the drawn skeleton
-    then every named column's image of that pose, under a header of the names.
-    `columns` maps a name to images (N, H, W, 3) BGR uint8, one per vector."""
-    picks = np.linspace(0, len(vectors) - 1, min(rows, len(vectors))).round().astype(int)
-    named = {"skeleton": pose_images(np.asarray(vectors)[picks], cell),
+def comparison_grid(skeletons, columns, rows=8, cell=128):
+    """A picture for eyes: `rows` poses spread over `skeletons` ((N, 26) or (N, 33, 4)), each
+    row the drawn skeleton then every named column's image of that pose, under a header of
+    the names. `columns` maps a name to images (N, H, W, 3) BGR uint8, one per skeleton."""
+    picks = np.linspace(0, len(skeletons) - 1, min(rows, len(skeletons))).round().astype(int)
+    named = {"skeleton": pose_images(np.asarray(skeletons)[picks], cell),
              **{name: np.asarray(images)[picks] for name, images in columns.items()}}
     header = []
     for name in named:
@@ -297,20 +319,19 @@ def comparison_grid(vectors, columns, rows=8, cell=128):
 def sample_grid(gen, data, count=8):
     """Held-out samples during training: drawn pose | real frame | generated."""
     picks = np.linspace(0, len(data) - 1, min(count, len(data))).round().astype(int)
-    vectors = data.vectors[picks].numpy()
+    skeletons = data.skeletons[picks]
     real = rgb_chw_to_bgr(data.images[picks])
-    return comparison_grid(vectors, {"real": real, "generated": gen.generate_batch(vectors)}, rows=len(picks))
+    return comparison_grid(skeletons, {"real": real, "generated": gen.generate_batch(skeletons)}, rows=len(picks))
 
 
 def validation_l1(generate_batch, data, batch_size=256):
     """Mean absolute pixel error, in [0, 1] units, of a generator on a dataset."""
     total = 0.0
     for start in range(0, len(data), batch_size):
-        vec = data.vectors[start:start + batch_size].numpy()
-        fake = generate_batch(vec).astype(np.float32)
+        fake = generate_batch(data.skeletons[start:start + batch_size]).astype(np.float32)
         real = rgb_chw_to_bgr(data.images[start:start + batch_size]).astype(np.float32)
         total += np.abs(fake - real).sum() / 255.0
-    return float(total / (len(data) * IMAGE_SIZE * IMAGE_SIZE * 3))  # a plain float: checkpoints hold no numpy
+    return float(total / (len(data) * data.images[0].numel()))  # a plain float: checkpoints hold no numpy
 
 
 def fit(gen, videoSke, epochs, every, checkpoint, out, progress=True):
@@ -325,11 +346,13 @@ def fit(gen, videoSke, epochs, every, checkpoint, out, progress=True):
     full_train_idx, val_idx = videoSke.split(gen.config["held_out"])
     train_idx = full_train_idx[::every]
     gen.config.update(target=str(videoSke.filename.name), target_frames=len(videoSke),
-                      train_frames=len(train_idx), train_every=every)
+                      train_frames=len(train_idx), train_every=every,
+                      # where the target stands in its frame, for the demo's pose normalisation
+                      target_stats=pose_stats(videoSke.frame_landmarks(), videoSke.frame_size))
     log.info("%s on %s: %d training frames (every %d of the first %d), %d held-out frames, device %s",
              gen.kind, videoSke.filename.name, len(train_idx), every, len(videoSke) - len(val_idx),
              len(val_idx), gen.device)
-    train, val = PoseDataset(videoSke, train_idx, size), PoseDataset(videoSke, val_idx, size)
+    train, val = (PoseDataset(videoSke, idx, size, gen.render_poses) for idx in (train_idx, val_idx))
     nearest = GenNearest(videoSke, indices=full_train_idx)
     nn_l1 = validation_l1(lambda v: resize_all(nearest.generate_batch(v), size), val)
     log.info("held-out L1 of nearest neighbour (the baseline to beat): %.4f", nn_l1)
@@ -349,6 +372,7 @@ def fit(gen, videoSke, epochs, every, checkpoint, out, progress=True):
                     sums[k] = sums.get(k, 0.0) + v
                 bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
             bar.close()
+            gen.end_epoch(train)
             gen.epoch += 1
             record = {"epoch": gen.epoch, **{k: v / max(steps, 1) for k, v in sums.items()},
                       "val_l1": validation_l1(gen.generate_batch, val), "nearest_val_l1": nn_l1,

@@ -5,6 +5,7 @@ import torch
 
 import GenVanillaNN as V
 from GenGAN import GenGAN
+from GenPix2Pix import LIMBS, GenPix2Pix, pose_maps
 from GenVanillaNN import GenVanillaNN, images_to_tensor, load_checkpoint, pose_images, tensor_to_images
 from Skeleton import Skeleton
 from VideoReader import DanceError
@@ -135,3 +136,80 @@ def test_training_logs_held_out_l1_and_resumes_after_ctrl_c(small_target, tmp_pa
     assert all(0 <= h["val_l1"] <= 1 and h["nearest_val_l1"] > 0 for h in history)
     assert resumed.config["train_frames"] == len(small_target) - round(0.15 * len(small_target))
     assert out.exists() and len(list((tmp_path / "samples").glob("*.png"))) == 3
+
+
+# ---- the pix2pix-class generator (GEN_TYPE 5) ----
+def test_pose_map_is_deterministic_and_draws_each_limb_where_its_joints_are():
+    lm = np.full((33, 4), np.nan, np.float32)
+    lm[:, 3] = 1
+    lm[13, :2] = (0.25, 0.25)  # left elbow
+    lm[15, :2] = (0.75, 0.25)  # left wrist
+    first, again = pose_maps(lm[None], 64)[0], pose_maps(lm[None].copy(), 64)[0]
+    np.testing.assert_array_equal(first, again)
+    forearm = [c for a, b, c in LIMBS if (a, b) == (13, 15)][0]
+    assert tuple(first[16, 32]) == forearm              # half-way along the forearm: its colour
+    assert (first[16, 16] == 255).all() and (first[16, 48] == 255).all()  # the joints, marked white
+    assert not first[48:, :].any()                      # nothing drawn where no limb is
+    mirrored = lm.copy()
+    mirrored[[14, 16], :2], mirrored[[13, 15], :2] = lm[[13, 15], :2], np.nan  # the same arm, right side
+    assert tuple(pose_maps(mirrored[None], 64)[0][16, 32]) != forearm    # left and right differ
+
+
+def test_pose_map_uses_the_extra_landmarks_and_accepts_reduced_skeletons():
+    ske = Skeleton.from_array(np.tile([0.5, 0.5], 13).astype(np.float32) + np.linspace(0, 0.4, 26, dtype=np.float32))
+    full = ske.landmarks.copy()
+    full[np.isnan(full)] = 0.3  # face, hands and feet now known
+    reduced, rich = pose_maps(ske.vector()[None], 64)[0], pose_maps(full[None], 64)[0]
+    assert rich.astype(bool).sum() > reduced.astype(bool).sum()
+
+
+@pytest.fixture(scope="module")
+def tiny_pix2pix_batch():
+    rng = np.random.default_rng(0)
+    skeletons = np.concatenate([0.5 + rng.uniform(-0.3, 0.3, (4, 33, 2)), np.ones((4, 33, 2))], 2).astype(np.float32)
+    images = rng.integers(0, 255, (4, 8, 8, 3), dtype=np.uint8).repeat(8, axis=1).repeat(8, axis=2)
+    return {"image": images_to_tensor(images), "pose": images_to_tensor(pose_maps(skeletons, 64)),
+            "skeletons": skeletons}
+
+
+def test_pix2pix_overfits_a_tiny_batch_and_its_ema_follows(tiny_pix2pix_batch):
+    gen = GenPix2Pix(device="cpu", image_size=64, lr=1e-3, ema_decay=0.9, g_base=16, d_base=8)
+    first = gen.train_step(tiny_pix2pix_batch)
+    assert set(first) >= {"g_adv", "fm", "l1", "d_real", "d_fake", "d"}
+    for _ in range(80):
+        last = gen.train_step(tiny_pix2pix_batch)
+    assert last["l1"] < first["l1"] / 2, (first["l1"], last["l1"])
+    gen.end_epoch(SimpleData(tiny_pix2pix_batch))
+    out = gen.generate_batch(tiny_pix2pix_batch["skeletons"]).astype(np.float32)
+    real = tensor_to_images(tiny_pix2pix_batch["image"]).astype(np.float32)
+    assert np.abs(out - real).mean() / 255 < first["l1"] / 2  # the EMA generator, in eval mode, learned too
+
+
+class SimpleData:
+    """The part of PoseDataset that GenPix2Pix.end_epoch uses."""
+
+    def __init__(self, batch):
+        self.b = batch
+
+    def __len__(self):
+        return len(self.b["pose"])
+
+    def batch(self, idx, device):
+        return {"pose": self.b["pose"][idx], "image": self.b["image"][idx]}
+
+
+def test_pix2pix_save_load_keeps_the_ema_weights_and_drops_the_critic(tiny_pix2pix_batch, tmp_path):
+    gen = GenPix2Pix(device="cpu", image_size=64, g_base=16, d_base=8)
+    for _ in range(3):
+        gen.train_step(tiny_pix2pix_batch)
+    gen.save(tmp_path / "p.pth")
+    state = torch.load(tmp_path / "p.pth", weights_only=True)
+    assert "netG_ema" in state and not {"netD", "optG", "netG"} & set(state)
+    again = GenPix2Pix.load(tmp_path / "p.pth")
+    ske = Skeleton(tiny_pix2pix_batch["skeletons"][0])
+    image = again.generate(ske)
+    assert image.shape == (64, 64, 3) and image.dtype == np.uint8
+    np.testing.assert_array_equal(image, gen.generate(ske))
+    gen.save(tmp_path / "full.pth", training=True)
+    resumed = GenPix2Pix.load(tmp_path / "full.pth")
+    assert all(torch.equal(a, b) for a, b in zip(resumed.netD.state_dict().values(), gen.netD.state_dict().values()))
