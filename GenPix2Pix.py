@@ -15,7 +15,8 @@ The recipe of pix2pix / pix2pixHD (Isola et al. 2017, Wang et al. 2018), the one
   EMA          inference uses an exponential moving average of the generator's
                weights, which is smoother across training steps and across frames;
                after each epoch its batch-norm statistics are recomputed for its own
-               weights (with the training network's, held-out L1 was 0.083, not 0.053).
+               weights (with the training network's, L1 on 150 held-out frames was
+               0.083, not 0.053).
 No perceptual (VGG) loss: no pretrained network may be downloaded here.
 
     python GenPix2Pix.py [VIDEO] --epochs N [--every K] [--resume]
@@ -174,8 +175,8 @@ def ema_update(ema, model, decay):
 def recalibrate_batch_norm(net, batches):
     """Recompute a network's batch-norm statistics as the plain average over `batches`.
     Needed for averaged weights: the statistics the training network gathered describe
-    its own activations, not the EMA network's; with them the EMA generator's held-out
-    L1 was 0.083 against 0.053 with statistics of its own (measured after 5 epochs)."""
+    its own activations, not the EMA network's; with them the EMA generator's L1 on 150
+    held-out frames was 0.083 against 0.053 with statistics of its own (after 5 epochs)."""
     norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
     for m in norms:
