@@ -1,17 +1,22 @@
 """Dance transfer demo: the target person performing the source person's motion.
 
-For each frame of the source video, MediaPipe finds the source's skeleton, it is
-cut to a square around the person (the same crop the target's dataset uses), and
-a generator turns that skeleton into an image of the target person. The source
-with its skeleton drawn and the generated target are shown side by side: in a
-window when there is a display (`q` quits, `n` skips ahead), otherwise, or with
---output, written to an mp4.
+For each frame of the source video, MediaPipe finds the source's skeleton; the
+skeletons are smoothed over time (a median over 5 frames by default, so the output
+runs 2 frames behind a live source; see Motion.py), cut to a square around the person
+(the same crop the target's dataset uses), and a generator turns each into an image
+of the target person. The source with its skeleton drawn and the generated target are
+shown side by side: in a window when there is a display (`q` quits, `n` skips ahead),
+otherwise, or with --output, written to an mp4.
+
+When the source is someone else, the paper's global pose normalisation maps their
+position and size into the target's frame, and the right half shows the target's
+frame with the generated person standing there (--normalise off: the crop alone).
 
 The source may also be a skeleton track (.npz, from `VideoSkeleton.py --save-track`):
 then the left half shows the stick figure. With no videos at all the demo plays the
-track shipped in data/ through the shipped GAN, so a fresh clone runs out of the box.
+track shipped in data/, so a fresh clone runs out of the box.
 
-    python DanceDemo.py --source data/karate1.mp4 --gen-type gan
+    python DanceDemo.py --source data/karate1.mp4 --gen-type pix2pix
     python DanceDemo.py --source data/karate1.mp4 --target data/taichi1.mp4 --gen-type nearest
 """
 import argparse
@@ -26,9 +31,12 @@ from tqdm import tqdm
 
 from GenGAN import MODEL_FILE as GAN_FILE
 from GenGAN import GenGAN
+from GenPix2Pix import MODEL_FILE as PIX2PIX_FILE
+from GenPix2Pix import GenPix2Pix
 from GenNearest import GenNearest
 from GenVanillaNN import MODEL_FILES as VANILLA_FILES
 from GenVanillaNN import MODELS_DIR, GenVanillaNN
+from Motion import SMOOTHERS, normalised_box, pose_stats, smooth_stream
 from Skeleton import PoseDetector, Skeleton, crop_person, crop_square
 from VideoReader import PROJECT_DIR, DanceError, VideoReader, VideoWriter, check_file, cli_main, data_path
 from VideoSkeleton import CROP_MARGIN, DETECT_MARGIN, VideoSkeleton, combine_images, has_display
@@ -38,6 +46,10 @@ DEFAULT_TARGET = "taichi1.mp4"
 EMBEDDED_TRACK = PROJECT_DIR / "data" / "karate1_track.npz"  # skeletons only: the demo runs without videos
 PANEL = 256             # side of each half of the side-by-side picture, in pixels
 SKIP_SECONDS = 3        # how far `n` jumps ahead in the window
+DEFAULT_SMOOTHER = "median"   # see Motion.py and the README's measurements
+NORMALISE_CHOICES = ("auto", "on", "off")
+
+log = logging.getLogger("dance")
 
 
 class GEN_TYPE(IntEnum):
@@ -46,19 +58,21 @@ class GEN_TYPE(IntEnum):
     VANILLA_NN_SKE = 2
     VANILLA_NN_Image = 3
     GAN = 4
+    PIX2PIX = 5
 
 
 # GEN_TYPE -> generator class. Nearest neighbour is built from the target video;
 # the learned ones are loaded from a model file (default: the one shipped in models/).
 GENERATORS = {GEN_TYPE.NEAREST: GenNearest, GEN_TYPE.VANILLA_NN_SKE: GenVanillaNN,
-              GEN_TYPE.VANILLA_NN_Image: GenVanillaNN, GEN_TYPE.GAN: GenGAN}
+              GEN_TYPE.VANILLA_NN_Image: GenVanillaNN, GEN_TYPE.GAN: GenGAN, GEN_TYPE.PIX2PIX: GenPix2Pix}
 MODEL_FILES = {GEN_TYPE.VANILLA_NN_SKE: VANILLA_FILES["ske"], GEN_TYPE.VANILLA_NN_Image: VANILLA_FILES["image"],
-               GEN_TYPE.GAN: GAN_FILE}  # the names the trainers write
+               GEN_TYPE.GAN: GAN_FILE, GEN_TYPE.PIX2PIX: PIX2PIX_FILE}  # the names the trainers write
+DEFAULT_GEN_TYPE = GEN_TYPE.PIX2PIX  # the demo's generator: the best one measured by evaluate.py (README)
 NETWORK_INPUT = {GEN_TYPE.VANILLA_NN_SKE: "ske", GEN_TYPE.VANILLA_NN_Image: "image"}
 
 
 def parse_gen_type(value):
-    """A GEN_TYPE from a number (1-4), a name (any case) or a GEN_TYPE; DanceError otherwise."""
+    """A GEN_TYPE from a number (1-5), a name (any case) or a GEN_TYPE; DanceError otherwise."""
     if isinstance(value, GEN_TYPE):
         return value
     text = str(value).strip()
@@ -124,25 +138,24 @@ def load_track(path):
 
 
 class VideoSource:
-    """Source frames from a video, each with the source's skeleton found live."""
+    """Source frames from a video, each with the source's skeleton found live, in the
+    coordinates of the whole frame (None where nobody is found)."""
+
+    normalisable = True  # the skeletons say where in the frame the person stands
 
     def __init__(self, path, every, panel):
         self.path, self.every, self.panel = Path(path), every, panel
         with VideoReader(self.path) as probe:  # a bad source fails now, before any long work
-            self.fps, count = probe.fps / every, probe.frame_count
+            self.fps, count, self.frame_size = probe.fps / every, probe.frame_count, probe.size
         self.total = -(-count // every) if count else None
         self._video = None
 
     def __iter__(self):
-        """Yield (left panel, skeleton in crop coordinates or None) per processed frame."""
+        """Yield ((index, frame), landmarks (33, 4) or None) per processed frame."""
         with VideoReader(self.path) as self._video, PoseDetector(tracking=True, margin=DETECT_MARGIN) as det:
             for index, frame in self._video:
                 ske = det.detect(frame)
-                if ske is None:
-                    yield label(placeholder(frame, self.panel), f"source {index}"), None
-                else:
-                    crop, cropped, _ = crop_person(frame, ske, self.panel, CROP_MARGIN)
-                    yield label(cropped.draw(crop), f"source {index}"), cropped
+                yield (f"source {index}", frame), None if ske is None else ske.landmarks
                 self._video.skip(self.every - 1)
 
     def skip(self, seconds):
@@ -151,8 +164,11 @@ class VideoSource:
 
 
 class TrackSource:
-    """Source skeletons from a track file, shown as stick figures; frames of the
-    original video where nobody was found come back as placeholders."""
+    """Source skeletons from a track file, shown as stick figures on black. A track holds
+    crop coordinates only, so each "frame" is a black square the skeleton is already
+    centred in; frames of the original video where nobody was found come back as None."""
+
+    normalisable = False  # a track does not say where in its frame the person stood
 
     def __init__(self, path, every, panel):
         self.path, self.panel = Path(path), panel
@@ -160,6 +176,7 @@ class TrackSource:
         self.step = int(self.track["every"]) * every        # frames of the original video per output frame
         self.fps = float(self.track["fps"]) / every
         self.total = -(-int(self.track["frames_read"]) // every)
+        self.frame_size = (panel, panel)
         self._frame = 0
 
     def __iter__(self):
@@ -167,13 +184,8 @@ class TrackSource:
         last = int(self.track["frames_read"]) * int(self.track["every"])
         self._frame = 0
         while self._frame < last:
-            ske = by_frame.get(self._frame)
             blank = np.zeros((self.panel, self.panel, 3), np.uint8)
-            if ske is None:
-                yield label(placeholder(blank, self.panel), f"track {self._frame}"), None
-            else:
-                ske = Skeleton(ske)
-                yield label(ske.draw(blank), f"track {self._frame}"), ske
+            yield (f"track {self._frame}", blank), by_frame.get(self._frame)
             self._frame += self.step
 
     def skip(self, seconds):
@@ -183,34 +195,91 @@ class TrackSource:
 class DanceDemo:
     """Source video (or skeleton track) in, side-by-side frames of source and generated target out.
 
-        demo = DanceDemo("data/karate1.mp4", GEN_TYPE.GAN)
+        demo = DanceDemo("data/karate1.mp4", GEN_TYPE.PIX2PIX)
         demo.draw(output="output/demo.mp4")   # or demo.draw() for a window
+
+    Between detection and generation the source's skeletons are smoothed over time
+    (`smooth`, see Motion.py) and, with normalisation, mapped into the target's frame:
+    the right panel then shows the target's frame with the generated person standing
+    where the normalised skeleton stands. `normalise="auto"` turns it on when the source
+    is a video of someone other than the target and both videos' positions are known.
     """
 
-    def __init__(self, source, gen_type=GEN_TYPE.GAN, target=None, model=None, every=1, panel=PANEL):
+    def __init__(self, source, gen_type=DEFAULT_GEN_TYPE, target=None, model=None, every=1, panel=PANEL,
+                 smooth=DEFAULT_SMOOTHER, normalise="auto"):
         self.gen_type = parse_gen_type(gen_type)
         if every < 1:
             raise DanceError(f"--every must be at least 1 (got {every})")
+        if smooth not in SMOOTHERS:
+            raise DanceError(f"unknown --smooth {smooth!r}; choose one of {', '.join(SMOOTHERS)}")
+        if normalise not in NORMALISE_CHOICES:
+            raise DanceError(f"unknown --normalise {normalise!r}; choose one of {', '.join(NORMALISE_CHOICES)}")
         self.source_path = Path(source)
         is_track = self.source_path.suffix.lower() == ".npz"
         self.source = (TrackSource if is_track else VideoSource)(self.source_path, every, panel)
-        self.panel, self.fps = panel, self.source.fps
+        self.panel, self.fps, self.smooth = panel, self.source.fps, smooth
         self.generator = make_generator(self.gen_type, target, model)
         self.target_name = Path(target).stem if self.gen_type is GEN_TYPE.NEAREST else \
             Path(self.generator.config.get("target", "target")).stem
         self.stats = {}
+        self.norm = self._normalisation(normalise, target)
+
+    def _normalisation(self, mode, target):
+        """(source stats, target stats) when normalisation applies, else None (see Motion.py)."""
+        if mode == "off" or (mode == "auto" and self.source_path.stem == self.target_name):
+            return None
+        why_not = None
+        if not self.source.normalisable:
+            why_not = f"{self.source_path.name} is a skeleton track, which does not say where its person stood"
+        target_stats = self.generator.config.get("target_stats") if hasattr(self.generator, "config") else None
+        if target_stats is None and why_not is None:
+            videoSke = getattr(self.generator, "videoSkeletonTarget", None)
+            if videoSke is None and target is not None and Path(target).name == f"{self.target_name}.mp4" \
+                    and Path(target).exists():
+                videoSke = VideoSkeleton(target)
+            if videoSke is None:
+                why_not = f"the model does not record where {self.target_name} stands and its video is not here"
+            else:
+                target_stats = pose_stats(videoSke.frame_landmarks(), videoSke.frame_size)
+        if why_not:
+            (log.warning if mode == "on" else log.info)("pose normalisation off: %s", why_not)
+            return None
+        src = VideoSkeleton(self.source_path)  # where the source stands over the whole video (cached)
+        return pose_stats(src.frame_landmarks(), src.frame_size), target_stats
+
+    def place(self, generated, box, landmarks):
+        """The right panel with normalisation: the target's frame (letterboxed into the panel),
+        the generated crop standing where the normalised skeleton stands; beyond the crop its
+        edge pixels are extended."""
+        source, target = self.norm
+        x0, y0, side = normalised_box(box, landmarks, source, target)
+        tw, th = target["frame_size"]
+        k = self.panel / max(tw, th)
+        ox, oy = (self.panel - k * tw) / 2, (self.panel - k * th) / 2
+        a = k * side / generated.shape[0]
+        m = np.array([[a, 0, k * x0 + ox], [0, a, k * y0 + oy]], np.float32)
+        out = cv2.warpAffine(generated, m, (self.panel, self.panel), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE)
+        mask = np.zeros(out.shape[:2], bool)
+        mask[int(round(oy)):int(round(oy + k * th)), int(round(ox)):int(round(ox + k * tw))] = True
+        out[~mask] = 0  # letterbox bars: outside the target's frame
+        return out
 
     def frames(self):
         """Yield one side-by-side picture per processed source frame."""
         name = self.gen_type.name.lower()
-        for left, ske in self.source:
+        for (caption, frame), lm in smooth_stream(self.source, self.smooth, self.fps):
             self.stats["frames"] += 1
-            if ske is None:
+            if lm is None:
                 self.stats["missing"] += 1
+                left = label(placeholder(frame, self.panel), caption)
                 right = placeholder(np.zeros_like(left), self.panel)
             else:
-                right = cv2.resize(self.generator.generate(ske), (self.panel, self.panel),
-                                   interpolation=cv2.INTER_LINEAR)
+                crop, cropped, box = crop_person(frame, Skeleton(lm), self.panel, CROP_MARGIN)
+                left = label(cropped.draw(crop), caption)
+                generated = self.generator.generate(cropped)
+                right = self.place(generated, box, lm) if self.norm else \
+                    cv2.resize(generated, (self.panel, self.panel), interpolation=cv2.INTER_LINEAR)
             yield combine_images(left, label(right, f"{self.target_name} ({name})"))
 
     def default_output(self):
@@ -263,8 +332,14 @@ def main():
     parser.add_argument("--target", help=f"video of the target person, for nearest neighbour (default: "
                                          f"{DEFAULT_TARGET}); the learned generators show the person "
                                          f"their model was trained on")
-    parser.add_argument("--gen-type", default="gan", help="generator, by number or name (default: gan)")
-    parser.add_argument("--model", help="model file for types 2-4 (default: the one in models/)")
+    parser.add_argument("--gen-type", default=DEFAULT_GEN_TYPE.name.lower(),
+                        help=f"generator, by number or name (default: {DEFAULT_GEN_TYPE.name.lower()})")
+    parser.add_argument("--model", help="model file for types 2-5 (default: the one in models/)")
+    parser.add_argument("--smooth", choices=SMOOTHERS, default=DEFAULT_SMOOTHER,
+                        help=f"smooth the source's skeletons over time (default: {DEFAULT_SMOOTHER})")
+    parser.add_argument("--normalise", choices=NORMALISE_CHOICES, default="auto",
+                        help="map the source's position and size into the target's frame (default: auto, "
+                             "on when the source is a video of someone other than the target)")
     parser.add_argument("--output", help="write the side-by-side video to this .mp4 instead of showing it")
     parser.add_argument("--every", type=int, default=1, help="use every k-th source frame")
     args = parser.parse_args()
@@ -274,14 +349,15 @@ def main():
 
     source = data_path(args.source) if args.source else default_source()
     if source == EMBEDDED_TRACK:
-        logging.info("no %s in %s: playing the shipped skeleton track %s", DEFAULT_SOURCE,
+        log.info("no %s in %s: playing the shipped skeleton track %s", DEFAULT_SOURCE,
                      data_path(DEFAULT_SOURCE).parent, EMBEDDED_TRACK.relative_to(PROJECT_DIR))
     gen_type = parse_gen_type(args.gen_type)
     if args.target and gen_type is not GEN_TYPE.NEAREST:
-        logging.warning("--target is used by nearest neighbour only; %s shows the person its model "
+        log.warning("--target is used by nearest neighbour only; %s shows the person its model "
                         "was trained on", gen_type.name.lower())
     target = data_path(args.target or DEFAULT_TARGET)
-    demo = DanceDemo(source, gen_type, target=target, model=args.model, every=args.every)
+    demo = DanceDemo(source, gen_type, target=target, model=args.model, every=args.every,
+                     smooth=args.smooth, normalise=args.normalise)
     s = demo.draw(args.output)
     where = f"wrote {s['output']}" if s["output"] else "played"
     print(f"{where}: {s['frames']} frames, {s['missing']} with no person found (marked), "

@@ -14,9 +14,12 @@ Per frame, then averaged:
               detection rate, and mean error in pixels over the 13 joints against the
               skeleton that drove it. The real frames' row is the floor.
   temporal    mean absolute difference between consecutive outputs, beside the real frames'.
+              The pix2pix generator is also scored driven by skeletons smoothed over
+              time with each smoother of Motion.py (rows "pix2pix+median", ...).
   speed       generate() frames per second one at a time and batched; the whole demo
               pipeline's frames per second on a source clip.
-  cross       other people's videos drive the target's generators (no ground truth):
+  cross       other people's videos drive the target's generators (no ground truth), as
+              the demo drives them (smoothed, normalised into the target's frame, cropped):
               pose fidelity against the driving skeleton.
 
 Prints Markdown tables, writes every figure and the settings to JSON, and image grids.
@@ -37,12 +40,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from DanceDemo import MODEL_FILES, DanceDemo, make_generator
+from DanceDemo import DEFAULT_SMOOTHER, MODEL_FILES, DanceDemo, make_generator
 from GenNearest import GenNearest
 from GenVanillaNN import MODELS_DIR, comparison_grid, resize_all
-from Skeleton import PoseDetector, Skeleton
+from Motion import SMOOTHERS, drive_track, pose_stats
+from Skeleton import PoseDetector, Skeleton, reduced_vectors
 from VideoReader import DanceError, cli_main, data_path
-from VideoSkeleton import HELD_OUT, VideoSkeleton
+from VideoSkeleton import CROP_MARGIN, HELD_OUT, VideoSkeleton
 
 # ---- defaults ----
 DEFAULT_TARGET = "taichi1.mp4"
@@ -54,6 +58,7 @@ BOX_MARGIN = 0.1        # person box: the real skeleton's box grown by this frac
 # static MediaPipe found a person in 11% with no border, 33% at 10%, 62% at 25%, 95% at 50%.
 REDETECT_MARGIN = 0.5
 SPEED_FRAMES = 200      # frames timed for generate() speed
+SMOOTHED = "pix2pix"    # the generator also scored with each smoother (rows "pix2pix+median", ...)
 GRID_ROWS = 6
 CELL = 128
 SEED = 0
@@ -112,11 +117,12 @@ def flicker(frames):
     return float(np.abs(np.diff(f, axis=0)).mean()) if len(f) > 1 else float("nan")
 
 
-def pose_fidelity(images, vectors, detector):
-    """Detection rate of MediaPipe on `images`, and mean joint error in pixels against `vectors`
-    (the driving skeletons, in the images' normalised coordinates) over the detected ones."""
+def pose_fidelity(images, skeletons, detector):
+    """Detection rate of MediaPipe on `images`, and mean joint error in pixels over the 13
+    reduced joints against `skeletons` (the driving ones, in the images' normalised
+    coordinates, (N, 26) or (N, 33, 4)) over the detected ones."""
     found, errors = 0, []
-    for im, vec in zip(images, vectors):
+    for im, vec in zip(images, reduced_vectors(skeletons)):
         ske = detector.detect(im)
         if ske is None:
             continue
@@ -129,7 +135,7 @@ def pose_fidelity(images, vectors, detector):
 
 # ---- generators ----------------------------------------------------------------------------
 def load_generators(videoSke, train_idx, models_dir=MODELS_DIR):
-    """(name -> object with generate(ske) and generate_batch(vectors), name -> model file):
+    """(name -> object with generate(ske) and generate_batch(skeletons), name -> model file):
     nearest neighbour over the training frames, and every model file found."""
     gens, files = {"nearest": GenNearest(videoSke, indices=train_idx)}, {}
     for gen_type, name in MODEL_FILES.items():
@@ -145,21 +151,21 @@ def load_generators(videoSke, train_idx, models_dir=MODELS_DIR):
     return gens, files
 
 
-def outputs(gen, vectors, size, batch=128):
-    """Generated frames for `vectors`, resized to size x size (uint8 BGR)."""
-    out = [gen.generate_batch(vectors[s:s + batch]) for s in range(0, len(vectors), batch)]
+def outputs(gen, skeletons, size, batch=128):
+    """Generated frames for `skeletons` (N, 33, 4), resized to size x size (uint8 BGR)."""
+    out = [gen.generate_batch(skeletons[s:s + batch]) for s in range(0, len(skeletons), batch)]
     return resize_all(np.concatenate(out), size) if out else np.zeros((0, size, size, 3), np.uint8)
 
 
-def speed(gen, vectors, count=SPEED_FRAMES, batch=64):
+def speed(gen, skeletons, count=SPEED_FRAMES, batch=64):
     """generate() frames per second, one at a time and in batches of `batch`."""
-    skes = [Skeleton.from_array(v) for v in vectors[:count]]
+    skes = [Skeleton(v) for v in skeletons[:count]]
     gen.generate(skes[0])  # warm-up
     t0 = time.perf_counter()
     for s in skes:
         gen.generate(s)
     single = len(skes) / (time.perf_counter() - t0)
-    v = np.asarray(vectors[:count], np.float32)
+    v = np.asarray(skeletons[:count], np.float32)
     gen.generate_batch(v[:batch])
     t0 = time.perf_counter()
     for s in range(0, len(v), batch):
@@ -168,8 +174,32 @@ def speed(gen, vectors, count=SPEED_FRAMES, batch=64):
 
 
 # ---- the evaluation ------------------------------------------------------------------------
+def drive(videoSke, idx, smoother, target=None):
+    """The skeletons the demo would feed a generator for frames `idx` of a video: smoothed over
+    time with `smoother`, normalised into `target`'s frame when it is given (a VideoSkeleton),
+    in crop coordinates (N, 33, 4)."""
+    stats = None
+    if target is not None:
+        stats = (pose_stats(videoSke.frame_landmarks(), videoSke.frame_size),
+                 pose_stats(target.frame_landmarks(), target.frame_size))
+    return drive_track(videoSke.frame_landmarks()[idx], videoSke.frame_index[idx], videoSke.frame_size,
+                       videoSke.fps, smoother, CROP_MARGIN, stats)
+
+
+def score(frames, real, skeletons, real_flicker, detector):
+    """Every figure of one row: appearance against `real`, pose fidelity against `skeletons`
+    (what drove the generator), flicker."""
+    vectors = reduced_vectors(skeletons)
+    per_frame = [appearance(f, r, v) for f, r, v in zip(frames, real, vectors)]
+    row = {k: float(np.mean([p[k] for p in per_frame])) for k in per_frame[0]}
+    row.update(pose_fidelity(frames, vectors, detector))
+    row["flicker"] = flicker(frames)
+    row["flicker_ratio"] = row["flicker"] / real_flicker
+    return row
+
+
 def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES, demo_source=None,
-             models_dir=MODELS_DIR, progress=True):
+             models_dir=MODELS_DIR, smoothers=tuple(m for m in SMOOTHERS if m != "none"), progress=True):
     """Every figure, as a dict (see the module docstring)."""
     torch.manual_seed(SEED)
     videoSke = VideoSkeleton(target, progress=progress)
@@ -183,32 +213,36 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
     if max_frames:
         test_idx = test_idx[:max_frames]  # contiguous, so consecutive-frame flicker means something
     size = videoSke.size
-    vectors, real = test.vectors()[test_idx], test.images()[test_idx]
+    skeletons, real = test.skeletons[test_idx], test.images()[test_idx]
     gens, model_files = load_generators(videoSke, train_idx, models_dir)
 
     results = {"settings": {
         "target": str(videoSke.filename), "test": source_name, "test_frames": int(len(test_idx)),
         "frame_size": size, "held_out": HELD_OUT, "max_frames": max_frames, "box_margin": BOX_MARGIN,
-        "redetect_margin": REDETECT_MARGIN,
+        "redetect_margin": REDETECT_MARGIN, "smoothed": SMOOTHED if SMOOTHED in gens else None,
+        "cross_smoother": DEFAULT_SMOOTHER,
         "models": model_files,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "device": "cuda" if torch.cuda.is_available() else "cpu"}},
         "rows": {}, "cross": {}}
     detector = PoseDetector(tracking=False, margin=REDETECT_MARGIN)
-    rows, real_flicker = {"real": real}, flicker(real)
+    rows, drivers, real_flicker = {"real": real}, {"real": skeletons}, flicker(real)
     for name, gen in gens.items():
-        rows[name] = outputs(gen, vectors, size)
+        rows[name], drivers[name] = outputs(gen, skeletons, size), skeletons
+    if SMOOTHED in gens:  # the same generator driven by smoothed skeletons, as the demo drives it
+        for smoother in smoothers:
+            smoothed = drive(test, test_idx, smoother)
+            rows[f"{SMOOTHED}+{smoother}"] = outputs(gens[SMOOTHED], smoothed, size)
+            drivers[f"{SMOOTHED}+{smoother}"] = smoothed
     for name, frames in tqdm(rows.items(), desc="scoring", disable=not progress):
-        per_frame = [appearance(f, r, v) for f, r, v in zip(frames, real, vectors)]
-        row = {k: float(np.mean([p[k] for p in per_frame])) for k in per_frame[0]}
-        row.update(pose_fidelity(frames, vectors, detector))
-        row["flicker"] = flicker(frames)
-        row["flicker_ratio"] = row["flicker"] / real_flicker
-        row["native_size"] = size if name in ("real", "nearest") else gens[name].config["image_size"]
-        if name != "real":
-            row.update(speed(gens[name], vectors))
+        row = score(frames, real, drivers[name], real_flicker, detector)
+        gen = gens.get(name.split("+")[0])
+        row["native_size"] = size if gen is None or name == "nearest" else gen.config["image_size"]
+        if name in gens:
+            row.update(speed(gen, skeletons))
         results["rows"][name] = row
-    results["grid_frames"], results["grid_vectors"] = rows, vectors
+    results["grid_frames"] = {k: v for k, v in rows.items() if "+" not in k}
+    results["grid_skeletons"] = skeletons
 
     for source in cross or ():
         path = data_path(source)
@@ -217,8 +251,8 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
             continue
         src = VideoSkeleton(path, size=size, progress=progress)
         idx = np.arange(len(src))[:max_frames] if max_frames else np.arange(len(src))
-        drive = src.vectors()[idx]
-        results["cross"][path.name] = {name: pose_fidelity(outputs(gen, drive, size), drive, detector)
+        driven = drive(src, idx, DEFAULT_SMOOTHER, target=videoSke)
+        results["cross"][path.name] = {name: pose_fidelity(outputs(gen, driven, size), driven, detector)
                                        for name, gen in gens.items()}
     detector.close()
 
@@ -244,7 +278,9 @@ def markdown(results):
     """The tables of a results dict, as Markdown."""
     s = results["settings"]
     lines = [f"Test footage: {s['test']}, {s['test_frames']} frames at {s['frame_size']}x{s['frame_size']}; "
-             f"outputs smaller than that are upsampled (native size in the table).", "",
+             f"outputs smaller than that are upsampled (native size in the table). Rows `{s['smoothed']}+X` are "
+             f"driven by the test skeletons smoothed over time with X (see Motion.py); their pose error "
+             f"is against those smoothed skeletons.", "",
              "| generator | native | L1 | PSNR | SSIM | box L1 | box PSNR | box SSIM | detected | joint err (px) "
              "| flicker (real) | fps 1 / batch | demo fps |", "|---|" + "---|" * 12]
     real_flicker = results["rows"]["real"]["flicker"]
@@ -256,7 +292,8 @@ def markdown(results):
                      f"{100 * r['detection_rate']:.1f}% | {r['joint_error_px']:.2f} | "
                      f"{r['flicker']:.4f} ({r['flicker_ratio']:.2f}x of {real_flicker:.4f}) | {fps} | {demo} |")
     for source, table in results["cross"].items():
-        lines += ["", f"Cross-person: {source} drives the target ({next(iter(table.values()))['frames']} frames)", "",
+        lines += ["", f"Cross-person: {source} drives the target ({next(iter(table.values()))['frames']} frames, "
+                      f"as the demo drives it: {s['cross_smoother']}-smoothed, normalised, cropped)", "",
                   "| generator | detected | joint err (px) |", "|---|---|---|"]
         lines += [f"| {n} | {100 * r['detection_rate']:.1f}% | {r['joint_error_px']:.2f} |" for n, r in table.items()]
     return "\n".join(lines)
@@ -281,13 +318,13 @@ def main():
     results = evaluate(data_path(args.video), args.test_video and data_path(args.test_video),
                        args.max_frames or None, args.cross,
                        demo_source if demo_source and demo_source.exists() else None)
-    rows, vectors = results.pop("grid_frames"), results.pop("grid_vectors")
+    rows, skeletons = results.pop("grid_frames"), results.pop("grid_skeletons")
     results["settings"]["seconds"] = time.perf_counter() - t0
     print(markdown(results))
     for path in (Path(args.json), Path(args.grid)):
         path.parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(finite(results), indent=2))
-    cv2.imwrite(args.grid, comparison_grid(vectors, rows, rows=GRID_ROWS, cell=CELL))
+    cv2.imwrite(args.grid, comparison_grid(skeletons, rows, rows=GRID_ROWS, cell=CELL))
     print(f"\nwrote {args.json} and {args.grid} in {results['settings']['seconds']:.0f} s")
     return 0
 

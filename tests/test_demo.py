@@ -131,7 +131,8 @@ def test_cli_generator_errors(clip, tmp_path, gen_type, model, message):
 
 # ---- the learned generators, as shipped in models/ ----
 
-@pytest.mark.parametrize("gen_type", [GEN_TYPE.VANILLA_NN_SKE, GEN_TYPE.VANILLA_NN_Image, GEN_TYPE.GAN])
+@pytest.mark.parametrize("gen_type", [GEN_TYPE.VANILLA_NN_SKE, GEN_TYPE.VANILLA_NN_Image, GEN_TYPE.GAN,
+                                      GEN_TYPE.PIX2PIX])
 def test_demo_runs_each_shipped_model_headless(clip, tmp_path, gen_type):
     out = tmp_path / f"{gen_type.name}.mp4"
     stats = DanceDemo(clip, gen_type, every=3).draw(output=out)
@@ -160,3 +161,37 @@ def test_a_bad_track_is_a_clear_error(tmp_path):
     np.savez(bad, something=np.zeros(3))
     assert_one_line_error(run("DanceDemo.py", "--source", bad, "--output", tmp_path / "x.mp4"),
                           bad, "not a skeleton track")
+
+
+# ---- smoothing and normalisation in the demo ----
+
+def test_the_demo_normalises_another_person_into_the_target_frame(clip, tmp_path):
+    demo = DanceDemo(clip, GEN_TYPE.PIX2PIX, every=3)  # karate1 frames driving the taichi1 model
+    assert demo.norm is not None  # auto: the source is not the target, and the model says where it stands
+    source, target = demo.norm
+    assert target == demo.generator.config["target_stats"] and source["frame_size"] == [640.0, 360.0]
+    stats = demo.draw(output=tmp_path / "norm.mp4")
+    assert stats["frames"] == 20
+    assert DanceDemo(clip, GEN_TYPE.PIX2PIX, every=3, normalise="off").norm is None
+    track = ROOT / "data" / "karate1_track.npz"
+    assert DanceDemo(track, GEN_TYPE.PIX2PIX, normalise="on").norm is None  # a track cannot say where
+
+
+def test_place_puts_the_crop_where_the_normalised_box_is(clip):
+    demo = DanceDemo(clip, GEN_TYPE.PIX2PIX, every=3)
+    target = {**demo.norm[1], "frame_size": [200.0, 100.0], "far": 60.0, "near": 80.0, "centre_x": 100.0}
+    demo.norm = (demo.norm[0], target)
+    crop = np.full((128, 128, 3), 200, np.uint8)
+    lm = np.zeros((33, 4), np.float32)
+    lm[:, :2] = 0.5
+    panel = demo.place(crop, (0.0, 0.0, 10.0), lm)
+    assert panel.shape == (256, 256, 3)
+    assert not panel[:60].any() and not panel[-60:].any()  # letterbox: a 2:1 frame in a square panel
+    assert (panel[64:192] == 200).all()  # the crop and its extended edges fill the target's frame
+
+
+def test_smoothing_choices_are_checked(clip):
+    with pytest.raises(DanceError, match="unknown --smooth"):
+        DanceDemo(clip, GEN_TYPE.PIX2PIX, smooth="gaussian")
+    with pytest.raises(DanceError, match="unknown --normalise"):
+        DanceDemo(clip, GEN_TYPE.PIX2PIX, normalise="maybe")
