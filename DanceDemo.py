@@ -228,24 +228,29 @@ class DanceDemo:
         """(source stats, target stats) when normalisation applies, else None (see Motion.py)."""
         if mode == "off" or (mode == "auto" and self.source_path.stem == self.target_name):
             return None
-        why_not = None
-        if not self.source.normalisable:
-            why_not = f"{self.source_path.name} is a skeleton track, which does not say where its person stood"
-        target_stats = self.generator.config.get("target_stats") if hasattr(self.generator, "config") else None
-        if target_stats is None and why_not is None:
-            videoSke = getattr(self.generator, "videoSkeletonTarget", None)
-            if videoSke is None and target is not None and Path(target).name == f"{self.target_name}.mp4" \
-                    and Path(target).exists():
-                videoSke = VideoSkeleton(target)
-            if videoSke is None:
-                why_not = f"the model does not record where {self.target_name} stands and its video is not here"
-            else:
-                target_stats = pose_stats(videoSke.frame_landmarks(), videoSke.frame_size)
-        if why_not:
-            (log.warning if mode == "on" else log.info)("pose normalisation off: %s", why_not)
+        try:
+            if not self.source.normalisable:
+                raise ValueError(f"{self.source_path.name} is a skeleton track, which does not say where "
+                                 f"its person stood")
+            target_stats = self._target_stats(target)
+            src = VideoSkeleton(self.source_path)  # where the source stands over the whole video (cached)
+            return pose_stats(src.frame_landmarks(), src.frame_size), target_stats
+        except ValueError as e:
+            (log.warning if mode == "on" else log.info)("pose normalisation off: %s", e)
             return None
-        src = VideoSkeleton(self.source_path)  # where the source stands over the whole video (cached)
-        return pose_stats(src.frame_landmarks(), src.frame_size), target_stats
+
+    def _target_stats(self, target):
+        """Where the target stands in its frame: recorded in the model, else measured on its video."""
+        stats = getattr(self.generator, "config", {}).get("target_stats")
+        if stats is not None:
+            return stats
+        videoSke = getattr(self.generator, "videoSkeletonTarget", None)  # nearest neighbour has it
+        if videoSke is None and target is not None and Path(target).name == f"{self.target_name}.mp4" \
+                and Path(target).exists():
+            videoSke = VideoSkeleton(target)
+        if videoSke is None:
+            raise ValueError(f"the model does not record where {self.target_name} stands and its video is not here")
+        return pose_stats(videoSke.frame_landmarks(), videoSke.frame_size)
 
     def place(self, generated, box, landmarks):
         """The right panel with normalisation: the target's frame (letterboxed into the panel),

@@ -121,6 +121,46 @@ def smooth_track(track, method, fps=30.0, window=SMOOTH_WINDOW):
     raise ValueError(f"unknown smoother {method!r}; choose one of {', '.join(SMOOTHERS)}")
 
 
+def smooth_stream(items, method, fps=30.0, window=SMOOTH_WINDOW):
+    """Smooth a live stream of (payload, landmarks (33, 4) or None) pairs, yielding the same
+    pairs with smoothed landmarks. "median" needs the frames after each one, so it yields
+    each pair window // 2 pairs late (and the last ones when the stream ends); it gives what
+    `median_smooth` gives on the whole track. None (nobody found) passes through unchanged."""
+    if method == "none":
+        yield from items
+        return
+    if method == "one_euro":
+        f = OneEuroFilter(fps)
+        for payload, lm in items:
+            yield payload, f(lm)
+        return
+    if method != "median":
+        raise ValueError(f"unknown smoother {method!r}; choose one of {', '.join(SMOOTHERS)}")
+    half, buf, next_pos = window // 2, deque(), 0   # buf: (position, payload, landmarks) still needed
+
+    def emit(pos):
+        _, payload, lm = buf[[p for p, _, _ in buf].index(pos)]
+        if lm is None:
+            return payload, None
+        stack = np.stack([np.full_like(lm, np.nan) if x is None else x for p, _, x in buf if abs(p - pos) <= half])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out = np.nanmedian(stack, axis=0).astype(np.float32)
+        out[np.isnan(lm)] = np.nan
+        return payload, out
+
+    for pos, (payload, lm) in enumerate(items):
+        buf.append((pos, payload, None if lm is None else np.asarray(lm, np.float32)))
+        while buf[-1][0] - next_pos >= half:          # the next pair now has its whole window
+            yield emit(next_pos)
+            next_pos += 1
+            while buf[0][0] < next_pos - half:
+                buf.popleft()
+    while buf and next_pos <= buf[-1][0]:             # the end: windows shrink
+        yield emit(next_pos)
+        next_pos += 1
+
+
 def timeline(landmarks, frame_index):
     """Skeletons found at `frame_index` (sorted) spread on a timeline of every frame in
     between, with NaN where nobody was found: (frame_index[-1] - frame_index[0] + 1, ...)."""
@@ -157,6 +197,8 @@ def pose_stats(landmarks, frame_size):
     band = max(BAND * (near - far), 1.0)
     near_h = np.percentile(height[ankle >= near - band], 90)   # tallest (upright) heights seen there
     far_h = np.percentile(height[ankle <= far + band], 90)
+    if min(near_h, far_h) <= 0:
+        raise ValueError("the person is never seen upright (nose above ankles)")
     return {"frame_size": [float(v) for v in frame_size], "far": float(far), "near": float(near),
             "far_height": float(far_h), "near_height": float(near_h), "centre_x": float(np.median(centre))}
 
@@ -198,46 +240,7 @@ def normalised_box(box, landmarks, source, target):
     return (x0 - sx) * scale + tx, (y0 - sy) * scale + ty, side * scale
 
 
-def smooth_stream(items, method, fps=30.0, window=SMOOTH_WINDOW):
-    """Smooth a live stream of (payload, landmarks (33, 4) or None) pairs, yielding the same
-    pairs with smoothed landmarks. "median" needs the frames after each one, so it yields
-    each pair window // 2 pairs late (and the last ones when the stream ends); it gives what
-    `median_smooth` gives on the whole track. None (nobody found) passes through unchanged."""
-    if method == "none":
-        yield from items
-        return
-    if method == "one_euro":
-        f = OneEuroFilter(fps)
-        for payload, lm in items:
-            yield payload, f(lm)
-        return
-    if method != "median":
-        raise ValueError(f"unknown smoother {method!r}; choose one of {', '.join(SMOOTHERS)}")
-    half, buf, next_pos = window // 2, deque(), 0   # buf: (position, payload, landmarks) still needed
-
-    def emit(pos):
-        _, payload, lm = buf[[p for p, _, _ in buf].index(pos)]
-        if lm is None:
-            return payload, None
-        stack = np.stack([np.full_like(lm, np.nan) if x is None else x for p, _, x in buf if abs(p - pos) <= half])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            out = np.nanmedian(stack, axis=0).astype(np.float32)
-        out[np.isnan(lm)] = np.nan
-        return payload, out
-
-    for pos, (payload, lm) in enumerate(items):
-        buf.append((pos, payload, None if lm is None else np.asarray(lm, np.float32)))
-        while buf[-1][0] - next_pos >= half:          # the next pair now has its whole window
-            yield emit(next_pos)
-            next_pos += 1
-            while buf[0][0] < next_pos - half:
-                buf.popleft()
-    while buf and next_pos <= buf[-1][0]:             # the end: windows shrink
-        yield emit(next_pos)
-        next_pos += 1
-
-
+# ---- everything between detector and generator, for a whole video ---------------------
 def drive_track(landmarks, frame_index, frame_size, fps, smoother, margin, stats=None):
     """What the demo feeds a generator, for a whole video at once: skeletons found in frames
     `frame_index` (landmarks (N, 33, 4) normalised to frames of `frame_size`) smoothed over
