@@ -277,6 +277,8 @@ class DanceDemo:
             self.stats["frames"] += 1
             if lm is None:
                 self.stats["missing"] += 1
+                if hasattr(self.generator, "reset"):  # a temporal generator starts afresh after a gap
+                    self.generator.reset()
                 left = label(placeholder(frame, self.panel), caption)
                 right = placeholder(np.zeros_like(left), self.panel)
             else:

@@ -204,29 +204,46 @@ class GenPix2Pix(GenVanillaNN):
     render_poses = staticmethod(pose_maps)
 
     def __init__(self, device=None, l1_weight=L1_WEIGHT, fm_weight=FM_WEIGHT, ema_decay=EMA_DECAY,
-                 g_base=G_BASE, d_base=D_BASE, d_scales=D_SCALES, **config):
+                 g_base=G_BASE, d_base=D_BASE, d_scales=D_SCALES, temporal=False, **config):
         config.pop("input", None)
         config.setdefault("image_size", IMAGE_SIZE)
         config.setdefault("batch_size", BATCH_SIZE)
         super().__init__(input="image", device=device, l1_weight=l1_weight, fm_weight=fm_weight,
-                         ema_decay=ema_decay, g_base=g_base, d_base=d_base, d_scales=d_scales, **config)
+                         ema_decay=ema_decay, g_base=g_base, d_base=d_base, d_scales=d_scales,
+                         temporal=temporal, **config)
         self.netG.apply(weights_init)
         self.netG_ema = copy.deepcopy(self.netG).eval().requires_grad_(False)
         self.netD = MultiscaleDiscriminator(6, d_base, d_scales).to(self.device)
         self.netD.apply(weights_init)
-        self.optD = torch.optim.Adam(self.netD.parameters(), lr=self.config["lr"], betas=(0.5, 0.999))
+        critics = list(self.netD.parameters())
+        if temporal:  # the paper's temporal critic: two consecutive poses and frames (12 channels)
+            self.netD_t = MultiscaleDiscriminator(12, d_base, 1).to(self.device)
+            self.netD_t.apply(weights_init)
+            critics += list(self.netD_t.parameters())
+        self.optD = torch.optim.Adam(critics, lr=self.config["lr"], betas=(0.5, 0.999))
+        self._previous = None  # temporal: the last generated frame, the next one's extra input
 
-    @torch.no_grad()
     def build_generator(self):
         levels = int(np.log2(self.config["image_size"])) - 2  # down to 4x4
-        return UNet(3, self.config["g_base"], levels)
+        return UNet(6 if self.config["temporal"] else 3, self.config["g_base"], levels)
+
+    def reset(self):
+        """Temporal model: forget the previous frame (call at a cut or a gap in the source)."""
+        self._previous = None
 
     @torch.no_grad()
     def generate_batch(self, skeletons):
         """Skeletons in crop coordinates ((N, 33, 4), or (N, 26)) -> (N, 128, 128, 3) BGR uint8."""
         self.netG_ema.eval()
         pose = images_to_tensor(pose_maps(skeletons, self.config["image_size"])).to(self.device)
-        return tensor_to_images(self.netG_ema({"pose": pose}))
+        if not self.config["temporal"]:
+            return tensor_to_images(self.netG_ema({"pose": pose}))
+        frames = []  # temporal: one at a time, in order, each seeing the frame generated before it
+        for p in pose:
+            previous = torch.zeros_like(p) if self._previous is None else self._previous
+            self._previous = self.netG_ema({"pose": torch.cat([p, previous])[None]})[0]
+            frames.append(self._previous)
+        return tensor_to_images(torch.stack(frames)) if frames else tensor_to_images(pose[:0])
 
     def generate(self, ske):
         """The target in pose `ske` (a Skeleton in crop coordinates): BGR uint8, 128x128."""
@@ -236,19 +253,35 @@ class GenPix2Pix(GenVanillaNN):
         self.netG.train()
         self.netD.train()
         pose, real = batch["pose"], batch["image"]
-        fake = self.netG(batch)
-        real_out = self.netD(torch.cat([pose, real], 1))
+        temporal = self.config["temporal"]
+        real_pair = fake_pair = None
+        if temporal:
+            # The paper's temporal conditioning: generate the previous frame (from nothing before
+            # it), then this one from its pose and that generated frame. The critic judges both
+            # frames; the temporal critic judges the pair (poses and frames) as a sequence.
+            prev_pose, prev_real = batch["prev_pose"], batch["prev_image"]
+            prev_fake = self.netG({"pose": torch.cat([prev_pose, torch.zeros_like(real)], 1)})
+            fake = self.netG({"pose": torch.cat([pose, prev_fake], 1)})
+            real_pair = torch.cat([prev_pose, pose, prev_real, real], 1)
+            fake_pair = torch.cat([prev_pose, pose, prev_fake, fake], 1)
+            pose, real, fake = (torch.cat(x) for x in ((prev_pose, pose), (prev_real, real), (prev_fake, fake)))
+        else:
+            fake = self.netG(batch)
 
-        # Generator: fool the critic at every scale, match its features, stay near the frame.
-        g = g_losses(self.netD(torch.cat([pose, fake], 1)), real_out, fake, real,
-                     self.config["l1_weight"], self.config["fm_weight"])
+        def critic(image, pair):  # every critic's outputs, in one list
+            return self.netD(torch.cat([pose, image], 1)) + (self.netD_t(pair) if temporal else [])
+
+        real_out = critic(real, real_pair)
+
+        # Generator: fool the critics at every scale, match their features, stay near the frame.
+        g = g_losses(critic(fake, fake_pair), real_out, fake, real, self.config["l1_weight"], self.config["fm_weight"])
         self.optG.zero_grad(set_to_none=True)
         g["g"].backward(inputs=list(self.netG.parameters()))  # the critic's gradients are not wanted here
         self.optG.step()
         ema_update(self.netG_ema, self.netG, self.config["ema_decay"])
 
         # Critic: real pairs up, generated pairs down (no gradient into the generator).
-        d = d_losses(real_out, self.netD(torch.cat([pose, fake.detach()], 1)))
+        d = d_losses(real_out, critic(fake.detach(), fake_pair.detach() if temporal else None))
         self.optD.zero_grad(set_to_none=True)
         d["d"].backward()
         self.optD.step()
@@ -261,8 +294,11 @@ class GenPix2Pix(GenVanillaNN):
         fixed spread of training frames."""
         picks = torch.linspace(0, len(data) - 1, min(CALIBRATION_FRAMES, len(data))).round().long()
         size = self.config["batch_size"] * 4
-        recalibrate_batch_norm(self.netG_ema, (data.batch(picks[s:s + size], self.device)
-                                               for s in range(0, len(picks), size)))
+        batches = (data.batch(picks[s:s + size], self.device) for s in range(0, len(picks), size))
+        if self.config["temporal"]:  # seen after their previous frame (the real one here)
+            batches = ({"pose": torch.cat([b["pose"], b["prev_image"]], 1)} for b in batches)
+        recalibrate_batch_norm(self.netG_ema, batches)
+        self.reset()
 
     def state(self, training=True):
         # The shipped model holds the EMA weights only; training state holds everything.
@@ -271,12 +307,15 @@ class GenPix2Pix(GenVanillaNN):
         if training:
             state.update(netG=self.netG.state_dict(), optG=self.optG.state_dict(),
                          netD=self.netD.state_dict(), optD=self.optD.state_dict())
+            if self.config["temporal"]:
+                state["netD_t"] = self.netD_t.state_dict()
         return state
 
     def load_state(self, state):
         self.netG_ema.load_state_dict(state["netG_ema"])
         self.netG.load_state_dict(state.get("netG", state["netG_ema"]))
-        for key, obj in (("optG", self.optG), ("netD", self.netD), ("optD", self.optD)):
+        critics = (("netD_t", self.netD_t),) if self.config["temporal"] else ()
+        for key, obj in (("optG", self.optG), ("netD", self.netD), *critics, ("optD", self.optD)):
             if key in state:
                 obj.load_state_dict(state[key])
         self.epoch, self.history = state["epoch"], list(state["history"])
@@ -287,6 +326,9 @@ def main():
         parser.set_defaults(batch_size=BATCH_SIZE)
         parser.add_argument("--l1-weight", type=float, default=L1_WEIGHT, help="weight of the L1 term")
         parser.add_argument("--fm-weight", type=float, default=FM_WEIGHT, help="weight of feature matching")
+        parser.add_argument("--temporal", action="store_true",
+                            help="condition each frame on the previous generated one, with a critic on "
+                                 "pairs of frames (the paper's temporal model; see the README)")
     return train_main(GenPix2Pix, "Train GenPix2Pix (GEN_TYPE 5) on a target video.", lambda opts: MODEL_FILE, extra)
 
 

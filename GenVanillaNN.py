@@ -97,24 +97,34 @@ def pose_images(skeletons, size=IMAGE_SIZE):
 class PoseDataset:
     """Frames of a VideoSkeleton as tensors kept in memory: skeletons (N, 33, 4) float,
     vectors (N, 26) float, images (N, 3, S, S) RGB uint8, poses (N, C, S, S) uint8: the
-    skeletons as the generator sees them, drawn by `render` (skeletons, size) -> (N, S, S, C)."""
+    skeletons as the generator sees them, drawn by `render` (skeletons, size) -> (N, S, S, C).
+    With previous=True it also keeps the frame before each one (the previous cached frame;
+    the first frame's is itself), for generators conditioned on the previous frame."""
 
-    def __init__(self, videoSke, indices, size=IMAGE_SIZE, render=pose_images):
+    def __init__(self, videoSke, indices, size=IMAGE_SIZE, render=pose_images, previous=False):
         self.indices = np.asarray(indices)
         self.skeletons = videoSke.skeletons[self.indices]
         crops = resize_all(videoSke.images()[self.indices], size)
         self.vectors = torch.from_numpy(reduced_vectors(self.skeletons))
         self.images = bgr_to_rgb_chw(crops).contiguous()  # contiguous: batches index along N
         self.poses = bgr_to_rgb_chw(render(self.skeletons, size)).contiguous()
+        self.previous = previous
+        if previous:
+            before = PoseDataset(videoSke, np.maximum(self.indices - 1, 0), size, render)
+            self.prev_images, self.prev_poses = before.images, before.poses
 
     def __len__(self):
         return len(self.indices)
 
     def batch(self, idx, device):
-        """A batch as float tensors on `device`: vector (B, 26), image and pose in [-1, 1]."""
+        """A batch as float tensors on `device`: vector (B, 26), image and pose in [-1, 1]
+        (and prev_image, prev_pose with previous=True)."""
         to_float = lambda t: t[idx].to(device).float().div(127.5).sub(1.0)  # noqa: E731
-        return {"vector": self.vectors[idx].to(device), "image": to_float(self.images),
-                "pose": to_float(self.poses)}
+        batch = {"vector": self.vectors[idx].to(device), "image": to_float(self.images),
+                 "pose": to_float(self.poses)}
+        if self.previous:
+            batch.update(prev_image=to_float(self.prev_images), prev_pose=to_float(self.prev_poses))
+        return batch
 
     def batches(self, batch_size, device, generator=None):
         """Shuffled mini-batches over the whole set (the last, smaller one included)."""
@@ -352,7 +362,8 @@ def fit(gen, videoSke, epochs, every, checkpoint, out, progress=True):
     log.info("%s on %s: %d training frames (every %d of the first %d), %d held-out frames, device %s",
              gen.kind, videoSke.filename.name, len(train_idx), every, len(videoSke) - len(val_idx),
              len(val_idx), gen.device)
-    train, val = (PoseDataset(videoSke, idx, size, gen.render_poses) for idx in (train_idx, val_idx))
+    train = PoseDataset(videoSke, train_idx, size, gen.render_poses, previous=gen.config.get("temporal", False))
+    val = PoseDataset(videoSke, val_idx, size, gen.render_poses)
     nearest = GenNearest(videoSke, indices=full_train_idx)
     nn_l1 = validation_l1(lambda v: resize_all(nearest.generate_batch(v), size), val)
     log.info("held-out L1 of nearest neighbour (the baseline to beat): %.4f", nn_l1)

@@ -152,7 +152,9 @@ def load_generators(videoSke, train_idx, models_dir=MODELS_DIR):
 
 
 def outputs(gen, skeletons, size, batch=128):
-    """Generated frames for `skeletons` (N, 33, 4), resized to size x size (uint8 BGR)."""
+    """Generated frames for `skeletons` (N, 33, 4), in order, resized to size x size (uint8 BGR)."""
+    if hasattr(gen, "reset"):  # a temporal generator: this sequence starts afresh
+        gen.reset()
     out = [gen.generate_batch(skeletons[s:s + batch]) for s in range(0, len(skeletons), batch)]
     return resize_all(np.concatenate(out), size) if out else np.zeros((0, size, size, 3), np.uint8)
 
