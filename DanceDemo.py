@@ -36,7 +36,7 @@ from GenPix2Pix import GenPix2Pix
 from GenNearest import GenNearest
 from GenVanillaNN import MODEL_FILES as VANILLA_FILES
 from GenVanillaNN import MODELS_DIR, GenVanillaNN
-from Motion import SMOOTHERS, normalised_box, pose_stats, smooth_stream
+from Motion import SMOOTHERS, normalised_box, smooth_stream
 from Skeleton import PoseDetector, Skeleton, crop_person, crop_square
 from VideoReader import PROJECT_DIR, DanceError, VideoReader, VideoWriter, check_file, cli_main, data_path
 from VideoSkeleton import CROP_MARGIN, DETECT_MARGIN, VideoSkeleton, combine_images, has_display
@@ -234,7 +234,7 @@ class DanceDemo:
                                  f"its person stood")
             target_stats = self._target_stats(target)
             src = VideoSkeleton(self.source_path)  # where the source stands over the whole video (cached)
-            return pose_stats(src.frame_landmarks(), src.frame_size), target_stats
+            return src.pose_stats(), target_stats
         except ValueError as e:
             (log.warning if mode == "on" else log.info)("pose normalisation off: %s", e)
             return None
@@ -250,7 +250,7 @@ class DanceDemo:
             videoSke = VideoSkeleton(target)
         if videoSke is None:
             raise ValueError(f"the model does not record where {self.target_name} stands and its video is not here")
-        return pose_stats(videoSke.frame_landmarks(), videoSke.frame_size)
+        return videoSke.pose_stats()
 
     def place(self, generated, box, landmarks):
         """The right panel with normalisation: the target's frame (letterboxed into the panel),

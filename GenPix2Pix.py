@@ -245,10 +245,6 @@ class GenPix2Pix(GenVanillaNN):
             frames.append(self._previous)
         return tensor_to_images(torch.stack(frames)) if frames else tensor_to_images(pose[:0])
 
-    def generate(self, ske):
-        """The target in pose `ske` (a Skeleton in crop coordinates): BGR uint8, 128x128."""
-        return self.generate_batch(ske.landmarks[None])[0]
-
     def train_step(self, batch):
         self.netG.train()
         self.netD.train()

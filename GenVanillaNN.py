@@ -28,7 +28,6 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from GenNearest import GenNearest
-from Motion import pose_stats
 from Skeleton import Skeleton, reduced_vectors
 from VideoReader import PROJECT_DIR, DanceError, atomic_path, cli_main, data_path
 from VideoSkeleton import HELD_OUT, VideoSkeleton
@@ -255,7 +254,7 @@ class GenVanillaNN:
         return tensor_to_images(self.netG(batch))
 
     def generate(self, ske):
-        """The target in pose `ske` (a Skeleton in crop coordinates): BGR uint8, 64x64."""
+        """The target in pose `ske` (a Skeleton in crop coordinates): BGR uint8, image_size square."""
         return self.generate_batch(ske.landmarks[None])[0]
 
     # -- training --
@@ -358,7 +357,7 @@ def fit(gen, videoSke, epochs, every, checkpoint, out, progress=True):
     gen.config.update(target=str(videoSke.filename.name), target_frames=len(videoSke),
                       train_frames=len(train_idx), train_every=every,
                       # where the target stands in its frame, for the demo's pose normalisation
-                      target_stats=pose_stats(videoSke.frame_landmarks(), videoSke.frame_size))
+                      target_stats=videoSke.pose_stats())
     log.info("%s on %s: %d training frames (every %d of the first %d), %d held-out frames, device %s",
              gen.kind, videoSke.filename.name, len(train_idx), every, len(videoSke) - len(val_idx),
              len(val_idx), gen.device)

@@ -36,7 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from Skeleton import Skeleton, square_box
+from Skeleton import Skeleton, crop_skeleton
 from VideoReader import cli_main, data_path
 
 # ---- defaults ----
@@ -50,7 +50,22 @@ BAND = 0.1                 # frames whose ankle is within this fraction of the n
 NOSE, LEFT_ANKLE, RIGHT_ANKLE, LEFT_HIP, RIGHT_HIP = 0, 27, 28, 23, 24
 
 
+def ankle_y(points):
+    """The height of the lower ankle (the foot on the ground) of skeletons (..., 33, >=2)."""
+    return np.nanmax(np.asarray(points)[..., [LEFT_ANKLE, RIGHT_ANKLE], 1], axis=-1)
+
+
 # ---- temporal smoothing ------------------------------------------------------------------
+def _median(stack, axis, like):
+    """NaN-ignoring median of `stack` along `axis`, NaN wherever `like` is NaN (a missing frame
+    or landmark stays missing)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows (never seen nearby) are expected
+        out = np.nanmedian(stack, axis=axis).astype(np.float32)
+    out[np.isnan(like)] = np.nan
+    return out
+
+
 def median_smooth(track, window=SMOOTH_WINDOW):
     """Centred running median over time of a track (T, ...) of landmarks; NaN entries (frames
     with nobody, unknown landmarks) are ignored, and the window shrinks at the ends. A track
@@ -60,11 +75,7 @@ def median_smooth(track, window=SMOOTH_WINDOW):
     padded = np.concatenate([np.full((half,) + track.shape[1:], np.nan, np.float32), track,
                              np.full((half,) + track.shape[1:], np.nan, np.float32)])
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1, axis=0)  # (T, ..., window)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows (never seen nearby) are expected
-        out = np.nanmedian(windows, axis=-1).astype(np.float32)
-    out[np.isnan(track)] = np.nan
-    return out
+    return _median(windows, -1, track)
 
 
 class OneEuroFilter:
@@ -143,11 +154,7 @@ def smooth_stream(items, method, fps=30.0, window=SMOOTH_WINDOW):
         if lm is None:
             return payload, None
         stack = np.stack([np.full_like(lm, np.nan) if x is None else x for p, _, x in buf if abs(p - pos) <= half])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            out = np.nanmedian(stack, axis=0).astype(np.float32)
-        out[np.isnan(lm)] = np.nan
-        return payload, out
+        return payload, _median(stack, 0, lm)
 
     for pos, (payload, lm) in enumerate(items):
         buf.append((pos, payload, None if lm is None else np.asarray(lm, np.float32)))
@@ -174,10 +181,8 @@ def timeline(landmarks, frame_index):
 def crop_landmarks(landmarks, frame_size, margin):
     """Landmarks (33, 4) normalised to a frame of `frame_size` (w, h) -> the same landmarks in
     the coordinates of the person-centred crop `crop_person` would cut, and that crop's box."""
-    w, h = frame_size
-    ske = Skeleton(landmarks)
-    x0, y0, side = square_box(ske, frame_size, margin)
-    return ske.crop(x0 / w, y0 / h, side / w, side / h).landmarks, (x0, y0, side)
+    cropped, box = crop_skeleton(Skeleton(landmarks), frame_size, margin)
+    return cropped.landmarks, box
 
 
 # ---- global pose normalisation -------------------------------------------------------------
@@ -186,7 +191,7 @@ def pose_stats(landmarks, frame_size):
     each, and the usual horizontal centre, in pixels. `landmarks` (T, 33, 4) are normalised to
     frames of `frame_size` (w, h)."""
     pts = np.asarray(landmarks, np.float32)[:, :, :2] * np.asarray(frame_size, np.float32)
-    ankle = np.nanmax(pts[:, [LEFT_ANKLE, RIGHT_ANKLE], 1], axis=1)   # the lower foot: the one on the ground
+    ankle = ankle_y(pts)
     height = ankle - pts[:, NOSE, 1]
     centre = np.nanmean(pts[:, [LEFT_HIP, RIGHT_HIP], 0], axis=1)
     ok = ~(np.isnan(ankle) | np.isnan(height) | np.isnan(centre))
@@ -203,15 +208,15 @@ def pose_stats(landmarks, frame_size):
             "far_height": float(far_h), "near_height": float(near_h), "centre_x": float(np.median(centre))}
 
 
-def normalisation(ankle_y, source, target):
+def normalisation(ankle, source, target):
     """The paper's per-frame scale, and the source and target anchor points (x, y) in pixels,
-    for a source ankle height `ankle_y`; `source` and `target` are `pose_stats` dicts."""
+    for a source ankle height `ankle` (pixels); `source` and `target` are `pose_stats` dicts."""
     span = source["near"] - source["far"]
-    a = 0.5 if span < 1.0 else float(np.clip((ankle_y - source["far"]) / span, 0.0, 1.0))
+    a = 0.5 if span < 1.0 else float(np.clip((ankle - source["far"]) / span, 0.0, 1.0))
     scale = (target["far_height"] / source["far_height"]
              + a * (target["near_height"] / source["near_height"] - target["far_height"] / source["far_height"]))
     target_ankle = target["far"] + a * (target["near"] - target["far"])
-    return scale, (source["centre_x"], ankle_y), (target["centre_x"], target_ankle)
+    return scale, (source["centre_x"], ankle), (target["centre_x"], target_ankle)
 
 
 def normalise(landmarks, source, target):
@@ -222,8 +227,7 @@ def normalise(landmarks, source, target):
     sw, sh = source["frame_size"]
     tw, th = target["frame_size"]
     pts = lm[:, :2] * (sw, sh)
-    ankle_y = np.nanmax(pts[[LEFT_ANKLE, RIGHT_ANKLE], 1])
-    scale, (sx, sy), (tx, ty) = normalisation(ankle_y, source, target)
+    scale, (sx, sy), (tx, ty) = normalisation(ankle_y(pts), source, target)
     out = (pts - (sx, sy)) * scale + (tx, ty)
     lm[:, :2] = out / (tw, th)
     lm[:, 2] = lm[:, 2] * scale * sw / tw
@@ -235,7 +239,7 @@ def normalised_box(box, landmarks, source, target):
     frame when the skeleton is normalised: (x0, y0, side) in target pixels."""
     sw, sh = source["frame_size"]
     pts = np.asarray(landmarks, np.float32)[:, :2] * (sw, sh)
-    scale, (sx, sy), (tx, ty) = normalisation(np.nanmax(pts[[LEFT_ANKLE, RIGHT_ANKLE], 1]), source, target)
+    scale, (sx, sy), (tx, ty) = normalisation(ankle_y(pts), source, target)
     x0, y0, side = box
     return (x0 - sx) * scale + tx, (y0 - sy) * scale + ty, side * scale
 
@@ -282,12 +286,11 @@ def normalisation_figure(sources, target, count=2, height=256):
     skeletons. `sources` is a list of (name, landmarks, frame size), `target` one such triple."""
     t_name, t_lm, t_size = target
     t_stats = pose_stats(t_lm, t_size)
-    ankles_t = np.nanmax(t_lm[:, [LEFT_ANKLE, RIGHT_ANKLE], 1], axis=1)
-    ghosts = t_lm[np.argsort(ankles_t)[np.linspace(0, len(t_lm) - 1, 3).round().astype(int)]]
+    ghosts = t_lm[np.argsort(ankle_y(t_lm))[np.linspace(0, len(t_lm) - 1, 3).round().astype(int)]]
     rows = []
     for name, lm, size in sources:
         stats = pose_stats(lm, size)
-        ankles = np.nanmax(lm[:, [LEFT_ANKLE, RIGHT_ANKLE], 1], axis=1) * size[1]
+        ankles = ankle_y(lm) * size[1]
         picks = [int(np.nanargmin(np.abs(ankles - y)))
                  for y in np.linspace(stats["far"], stats["near"], count)]
         before = [lm[i] for i in picks]   # the source's coordinates, taken as the target's
@@ -301,7 +304,7 @@ def normalisation_figure(sources, target, count=2, height=256):
 
 
 def main():
-    from VideoSkeleton import VideoSkeleton
+    from VideoSkeleton import VideoSkeleton  # here, not at the top: VideoSkeleton imports this module
     parser = argparse.ArgumentParser(description="Draw the global pose normalisation: each source's "
                                                  "skeletons in the target's frame, before and after.")
     parser.add_argument("--sources", nargs="+", default=["karate1.mp4", "taichi2.mp4"], help="source videos")

@@ -196,12 +196,20 @@ def crop_square(image, box, size):
     return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
 
 
+def crop_skeleton(ske, image_size, margin=0.2):
+    """`ske` seen from inside its square box (see `square_box`): (skeleton in crop
+    coordinates, box). The skeleton half of `crop_person`, for when there is no image."""
+    w, h = image_size
+    box = square_box(ske, image_size, margin)
+    x0, y0, side = box
+    return ske.crop(x0 / w, y0 / h, side / w, side / h), box
+
+
 def crop_person(image, ske, size, margin=0.2):
     """Square crop of `image` around `ske`: (crop, skeleton in crop coordinates, box)."""
     h, w = image.shape[:2]
-    box = square_box(ske, (w, h), margin)
-    x0, y0, side = box
-    return crop_square(image, box, size), ske.crop(x0 / w, y0 / h, side / w, side / h), box
+    cropped, box = crop_skeleton(ske, (w, h), margin)
+    return crop_square(image, box, size), cropped, box
 
 
 @contextlib.contextmanager

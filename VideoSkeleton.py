@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from Motion import pose_stats
 from Skeleton import REDUCED_IDS, PoseDetector, Skeleton, crop_person
 from VideoReader import PROJECT_DIR, DanceError, VideoReader, atomic_path, check_file, cli_main, data_path
 
@@ -263,6 +264,10 @@ class VideoSkeleton:
         out[:, :, 1] = (out[:, :, 1] * side + y0) / h
         out[:, :, 2] = out[:, :, 2] * side / w
         return out
+
+    def pose_stats(self):
+        """Where the person stands in the video's frame (Motion.pose_stats): for pose normalisation."""
+        return pose_stats(self.frame_landmarks(), self.frame_size)
 
     def readImage(self, i):
         """Crop i, BGR uint8 (size, size, 3)."""

@@ -43,7 +43,7 @@ from tqdm import tqdm
 from DanceDemo import DEFAULT_SMOOTHER, MODEL_FILES, DanceDemo, make_generator
 from GenNearest import GenNearest
 from GenVanillaNN import MODELS_DIR, comparison_grid, resize_all
-from Motion import SMOOTHERS, drive_track, pose_stats
+from Motion import SMOOTHERS, drive_track
 from Skeleton import PoseDetector, Skeleton, reduced_vectors
 from VideoReader import DanceError, cli_main, data_path
 from VideoSkeleton import CROP_MARGIN, HELD_OUT, VideoSkeleton
@@ -180,10 +180,7 @@ def drive(videoSke, idx, smoother, target=None):
     """The skeletons the demo would feed a generator for frames `idx` of a video: smoothed over
     time with `smoother`, normalised into `target`'s frame when it is given (a VideoSkeleton),
     in crop coordinates (N, 33, 4)."""
-    stats = None
-    if target is not None:
-        stats = (pose_stats(videoSke.frame_landmarks(), videoSke.frame_size),
-                 pose_stats(target.frame_landmarks(), target.frame_size))
+    stats = None if target is None else (videoSke.pose_stats(), target.pose_stats())
     return drive_track(videoSke.frame_landmarks()[idx], videoSke.frame_index[idx], videoSke.frame_size,
                        videoSke.fps, smoother, CROP_MARGIN, stats)
 
