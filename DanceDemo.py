@@ -22,24 +22,18 @@ track shipped in data/, so a fresh clone runs out of the box.
 import argparse
 import logging
 import time
-from enum import IntEnum
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from GenGAN import MODEL_FILE as GAN_FILE
-from GenGAN import GenGAN
-from GenPix2Pix import MODEL_FILE as PIX2PIX_FILE
-from GenPix2Pix import GenPix2Pix
-from GenNearest import GenNearest
-from GenVanillaNN import MODEL_FILES as VANILLA_FILES
-from GenVanillaNN import MODELS_DIR, GenVanillaNN
-from Motion import SMOOTHERS, normalised_box, smooth_stream
-from Skeleton import PoseDetector, Skeleton, crop_person, crop_square
+from generators import GEN_TYPE  # noqa: F401  (the course code imports GEN_TYPE from here)
+from generators import DEFAULT, describe, find, make_generator
+from Motion import SMOOTHERS, normalised_box, smooth_stream, video_pose_stats
+from Skeleton import DETECT_MARGIN, PoseDetector, Skeleton, crop_person, crop_square
 from VideoReader import PROJECT_DIR, DanceError, VideoReader, VideoWriter, check_file, cli_main, data_path
-from VideoSkeleton import CROP_MARGIN, DETECT_MARGIN, VideoSkeleton, combine_images, has_display
+from VideoSkeleton import VideoSkeleton, combine_images, has_display
 
 DEFAULT_SOURCE = "karate1.mp4"
 DEFAULT_TARGET = "taichi1.mp4"
@@ -50,56 +44,6 @@ DEFAULT_SMOOTHER = "median"   # see Motion.py and the README's measurements
 NORMALISE_CHOICES = ("auto", "on", "off")
 
 log = logging.getLogger("dance")
-
-
-class GEN_TYPE(IntEnum):
-    """The generators, numbered as in the course code."""
-    NEAREST = 1
-    VANILLA_NN_SKE = 2
-    VANILLA_NN_Image = 3
-    GAN = 4
-    PIX2PIX = 5
-
-
-# GEN_TYPE -> generator class. Nearest neighbour is built from the target video;
-# the learned ones are loaded from a model file (default: the one shipped in models/).
-GENERATORS = {GEN_TYPE.NEAREST: GenNearest, GEN_TYPE.VANILLA_NN_SKE: GenVanillaNN,
-              GEN_TYPE.VANILLA_NN_Image: GenVanillaNN, GEN_TYPE.GAN: GenGAN, GEN_TYPE.PIX2PIX: GenPix2Pix}
-MODEL_FILES = {GEN_TYPE.VANILLA_NN_SKE: VANILLA_FILES["ske"], GEN_TYPE.VANILLA_NN_Image: VANILLA_FILES["image"],
-               GEN_TYPE.GAN: GAN_FILE, GEN_TYPE.PIX2PIX: PIX2PIX_FILE}  # the names the trainers write
-DEFAULT_GEN_TYPE = GEN_TYPE.PIX2PIX  # the demo's generator: the best one measured by evaluate.py (README)
-NETWORK_INPUT = {GEN_TYPE.VANILLA_NN_SKE: "ske", GEN_TYPE.VANILLA_NN_Image: "image"}
-
-
-def parse_gen_type(value):
-    """A GEN_TYPE from a number (1-5), a name (any case) or a GEN_TYPE; DanceError otherwise."""
-    if isinstance(value, GEN_TYPE):
-        return value
-    text = str(value).strip()
-    names = {t.name.lower(): t for t in GEN_TYPE}
-    if text.isdigit() and int(text) in GEN_TYPE._value2member_map_:
-        return GEN_TYPE(int(text))
-    if text.lower() in names:
-        return names[text.lower()]
-    choices = ", ".join(f"{t.value}={t.name.lower()}" for t in GEN_TYPE)
-    raise DanceError(f"unknown --gen-type {text!r}; choose one of {choices}")
-
-
-def make_generator(gen_type, target=None, model=None):
-    """The generator of `gen_type`: nearest neighbour over the `target` video, or a
-    learned generator loaded from `model` (default: its file in models/)."""
-    gen_type = parse_gen_type(gen_type)
-    if gen_type is GEN_TYPE.NEAREST:
-        if target is None:
-            raise DanceError("--gen-type nearest needs the target video (--target)")
-        return GenNearest(VideoSkeleton(target))
-    model = Path(model or MODELS_DIR / MODEL_FILES[gen_type])
-    gen = GENERATORS[gen_type].load(model)
-    wanted = NETWORK_INPUT.get(gen_type)
-    if wanted and gen.config["input"] != wanted:
-        raise DanceError(f"{model}: is a model of input '{gen.config['input']}', "
-                         f"but --gen-type {gen_type.name.lower()} needs input '{wanted}'")
-    return gen
 
 
 def label(image, text):
@@ -195,7 +139,7 @@ class TrackSource:
 class DanceDemo:
     """Source video (or skeleton track) in, side-by-side frames of source and generated target out.
 
-        demo = DanceDemo("data/karate1.mp4", GEN_TYPE.PIX2PIX)
+        demo = DanceDemo("data/karate1.mp4", "pix2pix")       # any --gen-type: number, name or GEN_TYPE
         demo.draw(output="output/demo.mp4")   # or demo.draw() for a window
 
     Between detection and generation the source's skeletons are smoothed over time
@@ -205,9 +149,9 @@ class DanceDemo:
     is a video of someone other than the target and both videos' positions are known.
     """
 
-    def __init__(self, source, gen_type=DEFAULT_GEN_TYPE, target=None, model=None, every=1, panel=PANEL,
+    def __init__(self, source, gen_type=DEFAULT, target=None, model=None, every=1, panel=PANEL,
                  smooth=DEFAULT_SMOOTHER, normalise="auto"):
-        self.gen_type = parse_gen_type(gen_type)
+        self.row = find(gen_type)
         if every < 1:
             raise DanceError(f"--every must be at least 1 (got {every})")
         if smooth not in SMOOTHERS:
@@ -218,39 +162,28 @@ class DanceDemo:
         is_track = self.source_path.suffix.lower() == ".npz"
         self.source = (TrackSource if is_track else VideoSource)(self.source_path, every, panel)
         self.panel, self.fps, self.smooth = panel, self.source.fps, smooth
-        self.generator = make_generator(self.gen_type, target, model)
-        self.target_name = Path(target).stem if self.gen_type is GEN_TYPE.NEAREST else \
-            Path(self.generator.config.get("target", "target")).stem
+        self.generator = make_generator(self.row, target, model)
+        self.target_name = self.generator.target_name
+        # The source is cropped as the generator's training crops were (the model records how).
+        self.crop_margin = self.generator.config["crop_margin"]
         self.stats = {}
-        self.norm = self._normalisation(normalise, target)
+        self.norm = self._normalisation(normalise)
 
-    def _normalisation(self, mode, target):
+    def _normalisation(self, mode):
         """(source stats, target stats) when normalisation applies, else None (see Motion.py)."""
         if mode == "off" or (mode == "auto" and self.source_path.stem == self.target_name):
             return None
-        try:
-            if not self.source.normalisable:
-                raise ValueError(f"{self.source_path.name} is a skeleton track, which does not say where "
-                                 f"its person stood")
-            target_stats = self._target_stats(target)
-            src = VideoSkeleton(self.source_path)  # where the source stands over the whole video (cached)
-            return src.pose_stats(), target_stats
+        if not self.source.normalisable:
+            (log.warning if mode == "on" else log.info)(
+                "pose normalisation off: %s is a skeleton track, which does not say where its person stood",
+                self.source_path.name)
+            return None
+        try:  # where the source stands over the whole video (its skeletons are extracted once, cached)
+            source_stats = video_pose_stats(VideoSkeleton(self.source_path))
         except ValueError as e:
             (log.warning if mode == "on" else log.info)("pose normalisation off: %s", e)
             return None
-
-    def _target_stats(self, target):
-        """Where the target stands in its frame: recorded in the model, else measured on its video."""
-        stats = getattr(self.generator, "config", {}).get("target_stats")
-        if stats is not None:
-            return stats
-        videoSke = getattr(self.generator, "videoSkeletonTarget", None)  # nearest neighbour has it
-        if videoSke is None and target is not None and Path(target).name == f"{self.target_name}.mp4" \
-                and Path(target).exists():
-            videoSke = VideoSkeleton(target)
-        if videoSke is None:
-            raise ValueError(f"the model does not record where {self.target_name} stands and its video is not here")
-        return videoSke.pose_stats()
+        return source_stats, self.generator.config["target_stats"]
 
     def place(self, generated, box, landmarks):
         """The right panel with normalisation: the target's frame (letterboxed into the panel),
@@ -272,25 +205,23 @@ class DanceDemo:
 
     def frames(self):
         """Yield one side-by-side picture per processed source frame."""
-        name = self.gen_type.name.lower()
         for (caption, frame), lm in smooth_stream(self.source, self.smooth, self.fps):
             self.stats["frames"] += 1
             if lm is None:
                 self.stats["missing"] += 1
-                if hasattr(self.generator, "reset"):  # a temporal generator starts afresh after a gap
-                    self.generator.reset()
+                self.generator.reset()  # a generator that keeps state starts afresh after a gap
                 left = label(placeholder(frame, self.panel), caption)
                 right = placeholder(np.zeros_like(left), self.panel)
             else:
-                crop, cropped, box = crop_person(frame, Skeleton(lm), self.panel, CROP_MARGIN)
+                crop, cropped, box = crop_person(frame, Skeleton(lm), self.panel, self.crop_margin)
                 left = label(cropped.draw(crop), caption)
                 generated = self.generator.generate(cropped)
                 right = self.place(generated, box, lm) if self.norm else \
                     cv2.resize(generated, (self.panel, self.panel), interpolation=cv2.INTER_LINEAR)
-            yield combine_images(left, label(right, f"{self.target_name} ({name})"))
+            yield combine_images(left, label(right, f"{self.target_name} ({self.row.name})"))
 
     def default_output(self):
-        return PROJECT_DIR / "output" / f"{self.source_path.stem}_to_{self.target_name}_{self.gen_type.name.lower()}.mp4"
+        return PROJECT_DIR / "output" / f"{self.source_path.stem}_to_{self.target_name}_{self.row.name}.mp4"
 
     def draw(self, output=None):
         """Play in a window, or write `output` (an .mp4) when given or when there is no display.
@@ -333,15 +264,15 @@ def default_source():
 def main():
     parser = argparse.ArgumentParser(
         description="Make the target person perform the source person's motion.",
-        epilog="Generator types: " + ", ".join(f"{t.value}={t.name.lower()}" for t in GEN_TYPE))
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="generators (--gen-type, by number or name):\n" + describe())
     parser.add_argument("--source", help=f"video of the motion, or a skeleton track .npz (default: "
                                          f"{DEFAULT_SOURCE} in the data folder, else {EMBEDDED_TRACK.name})")
-    parser.add_argument("--target", help=f"video of the target person, for nearest neighbour (default: "
-                                         f"{DEFAULT_TARGET}); the learned generators show the person "
-                                         f"their model was trained on")
-    parser.add_argument("--gen-type", default=DEFAULT_GEN_TYPE.name.lower(),
-                        help=f"generator, by number or name (default: {DEFAULT_GEN_TYPE.name.lower()})")
-    parser.add_argument("--model", help="model file for types 2-5 (default: the one in models/)")
+    parser.add_argument("--target", help=f"video of the target person, for the generators made from it "
+                                         f"(default: {DEFAULT_TARGET}); the learned generators show the "
+                                         f"person their model was trained on")
+    parser.add_argument("--gen-type", default=DEFAULT, help=f"generator, by number or name (default: {DEFAULT})")
+    parser.add_argument("--model", help="model file of a learned generator (default: its file in models/)")
     parser.add_argument("--smooth", choices=SMOOTHERS, default=DEFAULT_SMOOTHER,
                         help=f"smooth the source's skeletons over time (default: {DEFAULT_SMOOTHER})")
     parser.add_argument("--normalise", choices=NORMALISE_CHOICES, default="auto",
@@ -357,13 +288,12 @@ def main():
     source = data_path(args.source) if args.source else default_source()
     if source == EMBEDDED_TRACK:
         log.info("no %s in %s: playing the shipped skeleton track %s", DEFAULT_SOURCE,
-                     data_path(DEFAULT_SOURCE).parent, EMBEDDED_TRACK.relative_to(PROJECT_DIR))
-    gen_type = parse_gen_type(args.gen_type)
-    if args.target and gen_type is not GEN_TYPE.NEAREST:
-        log.warning("--target is used by nearest neighbour only; %s shows the person its model "
-                        "was trained on", gen_type.name.lower())
+                 data_path(DEFAULT_SOURCE).parent, EMBEDDED_TRACK.relative_to(PROJECT_DIR))
+    row = find(args.gen_type)
+    if args.target and row.learned:
+        log.warning("--target is not used by %s: it shows the person its model was trained on", row.name)
     target = data_path(args.target or DEFAULT_TARGET)
-    demo = DanceDemo(source, gen_type, target=target, model=args.model, every=args.every,
+    demo = DanceDemo(source, row, target=target, model=args.model, every=args.every,
                      smooth=args.smooth, normalise=args.normalise)
     s = demo.draw(args.output)
     where = f"wrote {s['output']}" if s["output"] else "played"

@@ -1,5 +1,5 @@
-"""The seed's GAN (GEN_TYPE 4): GenVanillaNN's skeleton-vector generator, trained
-against a DCGAN discriminator, with an L1 term that ties each image to its pose.
+"""The seed's GAN (GEN_TYPE 4): the seed's skeleton-vector generator (nets.GenNNSkeToImage),
+trained against a DCGAN discriminator, with an L1 term that ties each image to its pose.
 
 The discriminator is conditional: it sees the image together with the skeleton
 drawn on a 3x64x64 canvas (6 input channels), so it judges "is this a real frame
@@ -17,8 +17,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from GenVanillaNN import GenVanillaNN, train_main
-from VideoReader import cli_main
+from nets import GenNNSkeToImage, weights_init
+from training import LearnedGenerator, adam, step, train_main
+from VideoReader import DanceError, cli_main
 
 MODEL_FILE = "DanceGenGAN.pth"
 L1_WEIGHT = 100.0   # pix2pix's weight: the adversarial term sharpens, L1 keeps the pose
@@ -55,29 +56,26 @@ def g_loss(fake_logits, fake, real, l1_weight):
     return {"adv": adv, "l1": l1, "total": adv + l1_weight * l1}
 
 
-def weights_init(m):
-    """DCGAN's initialisation: N(0, 0.02) convolutions, N(1, 0.02) batch-norm scales."""
-    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(m.weight, 0.0, 0.02)
-    elif isinstance(m, nn.BatchNorm2d):
-        nn.init.normal_(m.weight, 1.0, 0.02)
-        nn.init.zeros_(m.bias)
+class GenGAN(LearnedGenerator):
+    """The seed's vector generator against a (conditional) DCGAN discriminator, plus L1.
 
-
-class GenGAN(GenVanillaNN):
-    """GenVanillaNN's vector generator plus a (conditional) DCGAN discriminator.
-
-    Same interface: generate(ske), train(), save(), load(); only training differs."""
+    Generates like GenVanillaNN --input ske (the critic is only needed to go on training,
+    so the model file holds the generator alone)."""
 
     kind = "GenGAN"
+    file_name = MODEL_FILE
+    defaults = {"critic": "pose", "l1_weight": L1_WEIGHT}
+    resumable = ("optG", "netD", "optD")
 
-    def __init__(self, device=None, critic="pose", l1_weight=L1_WEIGHT, **config):
-        config.pop("input", None)  # the seed's GAN generator always takes the 26-vector
-        super().__init__(input="ske", device=device, critic=critic, l1_weight=l1_weight, **config)
+    def build(self):
+        if self.config["critic"] not in CRITICS:
+            raise DanceError(f"--critic must be one of {', '.join(CRITICS)} (got {self.config['critic']!r})")
+        self.netG = GenNNSkeToImage().to(self.device)
+        self.optG = adam(self.netG.parameters(), self.config["lr"])
         self.netG.apply(weights_init)
-        self.netD = Discriminator(6 if critic == "pose" else 3).to(self.device)
+        self.netD = Discriminator(6 if self.config["critic"] == "pose" else 3).to(self.device)
         self.netD.apply(weights_init)
-        self.optD = torch.optim.Adam(self.netD.parameters(), lr=self.config["lr"], betas=(0.5, 0.999))
+        self.optD = adam(self.netD.parameters(), self.config["lr"])
 
     def _critic_input(self, image, batch):
         return torch.cat([image, batch["pose"]], dim=1) if self.config["critic"] == "pose" else image
@@ -91,36 +89,18 @@ class GenGAN(GenVanillaNN):
         # Discriminator: real frames up, generated ones down (no gradient into G here).
         loss_d = d_loss(self.netD(self._critic_input(real, batch)),
                         self.netD(self._critic_input(fake.detach(), batch)))
-        self.optD.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.optD.step()
+        step(self.optD, loss_d)
 
         # Generator: fool the updated discriminator, and stay close to the real frame.
         losses = g_loss(self.netD(self._critic_input(fake, batch)), fake, real, self.config["l1_weight"])
-        self.optG.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        self.optG.step()
+        step(self.optG, losses["total"])
         return {"d": loss_d.item(), "g_adv": losses["adv"].item(), "l1": losses["l1"].item() / 2}  # [0, 1] units
-
-    def state(self, training=True):
-        state = super().state(training)
-        if training:  # the critic is only needed to go on training; the shipped model stays small
-            state.update(netD=self.netD.state_dict(), optD=self.optD.state_dict())
-        return state
-
-    def load_state(self, state):
-        super().load_state(state)
-        if "netD" in state:
-            self.netD.load_state_dict(state["netD"])
-            self.optD.load_state_dict(state["optD"])
 
 
 def main():
-    return train_main(GenGAN, "Train GenGAN (GEN_TYPE 4) on a target video.",
-                      lambda opts: MODEL_FILE,
-                      lambda p: p.add_argument("--critic", choices=CRITICS, default="pose",
-                                               help="what the discriminator sees: pose and image "
-                                                    "(conditional, default) or the image alone"))
+    return train_main(GenGAN, lambda p: p.add_argument(
+        "--critic", choices=CRITICS, default=GenGAN.defaults["critic"],
+        help="what the discriminator sees: pose and image (conditional, default) or the image alone"))
 
 
 if __name__ == "__main__":

@@ -31,13 +31,13 @@ crop; it decides where in the target's frame the generated person stands (DanceD
 import argparse
 import warnings
 from collections import deque
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from Skeleton import Skeleton, crop_skeleton
-from VideoReader import cli_main, data_path
+from VideoReader import cli_main, data_path, evenly_spaced, write_image
+from VideoSkeleton import VideoSkeleton
 
 # ---- defaults ----
 SMOOTH_WINDOW = 5          # frames in the median's window (the paper: a few frames at 30 fps)
@@ -208,6 +208,11 @@ def pose_stats(landmarks, frame_size):
             "far_height": float(far_h), "near_height": float(near_h), "centre_x": float(np.median(centre))}
 
 
+def video_pose_stats(videoSke):
+    """`pose_stats` of a whole video (a VideoSkeleton): where its person usually stands."""
+    return pose_stats(videoSke.frame_landmarks(), videoSke.frame_size)
+
+
 def normalisation(ankle, source, target):
     """The paper's per-frame scale, and the source and target anchor points (x, y) in pixels,
     for a source ankle height `ankle` (pixels); `source` and `target` are `pose_stats` dicts."""
@@ -286,7 +291,7 @@ def normalisation_figure(sources, target, count=2, height=256):
     skeletons. `sources` is a list of (name, landmarks, frame size), `target` one such triple."""
     t_name, t_lm, t_size = target
     t_stats = pose_stats(t_lm, t_size)
-    ghosts = t_lm[np.argsort(ankle_y(t_lm))[np.linspace(0, len(t_lm) - 1, 3).round().astype(int)]]
+    ghosts = t_lm[np.argsort(ankle_y(t_lm))[evenly_spaced(len(t_lm), 3)]]
     rows = []
     for name, lm, size in sources:
         stats = pose_stats(lm, size)
@@ -304,7 +309,6 @@ def normalisation_figure(sources, target, count=2, height=256):
 
 
 def main():
-    from VideoSkeleton import VideoSkeleton  # here, not at the top: VideoSkeleton imports this module
     parser = argparse.ArgumentParser(description="Draw the global pose normalisation: each source's "
                                                  "skeletons in the target's frame, before and after.")
     parser.add_argument("--sources", nargs="+", default=["karate1.mp4", "taichi2.mp4"], help="source videos")
@@ -313,9 +317,7 @@ def main():
     args = parser.parse_args()
     videos = [VideoSkeleton(data_path(v)) for v in [args.target, *args.sources]]
     triples = [(v.filename.stem, v.frame_landmarks(), v.frame_size) for v in videos]
-    image = normalisation_figure(triples[1:], triples[0])
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(args.output, image)
+    write_image(args.output, normalisation_figure(triples[1:], triples[0]))
     print(f"wrote {args.output}")
     return 0
 

@@ -27,6 +27,11 @@ REDUCED_NAMES = ("nose", "left_shoulder", "right_shoulder", "left_elbow", "right
                  "right_knee", "left_ankle", "right_ankle")
 REDUCED_DIM = 2 * len(REDUCED_IDS)  # 26
 
+# How a person is framed, everywhere in the project (datasets, demo, evaluation). Every model
+# records the crop margin it was trained with, and the demo crops its source with that margin.
+CROP_MARGIN = 0.2       # room around the person's box, as a fraction of its larger side, each side
+DETECT_MARGIN = 0.25    # replicated border added before detection, as a fraction of the frame's larger side
+
 # Bones between reduced joints (indices into REDUCED_IDS) and the side they belong to.
 # MediaPipe's "left" is the person's left, which appears on the right of a facing person.
 BONES = (
@@ -169,7 +174,7 @@ def full_landmarks(skeletons):
         else np.zeros((0, NUM_LANDMARKS, 4), np.float32)
 
 
-def square_box(ske, image_size, margin=0.2):
+def square_box(ske, image_size, margin=CROP_MARGIN):
     """The square around a person, in pixels: (x0, y0, side).
 
     Its side is the larger side of the skeleton's bounding box grown by `margin`
@@ -196,7 +201,7 @@ def crop_square(image, box, size):
     return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
 
 
-def crop_skeleton(ske, image_size, margin=0.2):
+def crop_skeleton(ske, image_size, margin=CROP_MARGIN):
     """`ske` seen from inside its square box (see `square_box`): (skeleton in crop
     coordinates, box). The skeleton half of `crop_person`, for when there is no image."""
     w, h = image_size
@@ -205,7 +210,7 @@ def crop_skeleton(ske, image_size, margin=0.2):
     return ske.crop(x0 / w, y0 / h, side / w, side / h), box
 
 
-def crop_person(image, ske, size, margin=0.2):
+def crop_person(image, ske, size, margin=CROP_MARGIN):
     """Square crop of `image` around `ske`: (crop, skeleton in crop coordinates, box)."""
     h, w = image.shape[:2]
     cropped, box = crop_skeleton(ske, (w, h), margin)
@@ -248,7 +253,7 @@ class PoseDetector:
     on each side, as a fraction of the frame's larger side.
     """
 
-    def __init__(self, tracking=True, margin=0.25, min_confidence=0.5):
+    def __init__(self, tracking=True, margin=DETECT_MARGIN, min_confidence=0.5):
         with _quiet_stderr():
             import mediapipe as mp
             self._pose = mp.solutions.pose.Pose(

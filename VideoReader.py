@@ -14,6 +14,7 @@ from pathlib import Path
 # we report those problems ourselves, in one line, so keep it quiet.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 import cv2  # noqa: E402  (the variable above must be set first)
+import numpy as np  # noqa: E402
 
 PROJECT_DIR = Path(__file__).resolve().parent
 
@@ -35,6 +36,12 @@ def data_path(name):
     return path if path.parent != Path(".") or path.exists() else data_dir() / path
 
 
+def evenly_spaced(n, count):
+    """Indices of `count` items spread evenly over `n` (first and last included; all of them
+    when there are fewer than `count`): the frames a grid or a calibration pass looks at."""
+    return np.linspace(0, n - 1, min(count, n)).round().astype(int)
+
+
 def cli_main(main):
     """Run `main()` as a command: a DanceError becomes one line on stderr and exit 2,
     Ctrl-C exits 130 without a traceback."""
@@ -51,15 +58,30 @@ def cli_main(main):
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary name beside `path` to write to; when the block succeeds it is
-    renamed to `path`, otherwise removed. A reader never finds a half-written file."""
+    renamed to `path`, otherwise removed. A reader never finds a half-written file. The
+    temporary name keeps the ending, for writers that pick the format from it (OpenCV)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_image(path, image):
+    """Write an image (its format from the name's ending) atomically; a DanceError naming the
+    file when it cannot be written, where OpenCV would only return False."""
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            if not cv2.imwrite(str(tmp), image):
+                raise DanceError(f"{path}: cannot write an image there (is '{path.suffix}' an image "
+                                 f"format OpenCV knows, such as .png or .jpg?)")
+    except OSError as e:
+        raise DanceError(f"{path}: cannot write it ({e.strerror or e})") from None
+    return path
 
 
 def check_file(path, what="video"):

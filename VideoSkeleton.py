@@ -26,14 +26,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from Motion import pose_stats
-from Skeleton import REDUCED_IDS, PoseDetector, Skeleton, crop_person
-from VideoReader import PROJECT_DIR, DanceError, VideoReader, atomic_path, check_file, cli_main, data_path
+from Skeleton import CROP_MARGIN, DETECT_MARGIN, REDUCED_IDS, PoseDetector, Skeleton, crop_person
+from VideoReader import (PROJECT_DIR, DanceError, VideoReader, atomic_path, check_file, cli_main, data_path,
+                         evenly_spaced, write_image)
 
 DEFAULT_EVERY = 1       # process every k-th frame
 DEFAULT_SIZE = 128      # side of the square crops, in pixels
-CROP_MARGIN = 0.2       # room around the person's box, as a fraction of its larger side, each side
-DETECT_MARGIN = 0.25    # replicated border added before detection, as a fraction of the frame's larger side
 JPEG_QUALITY = 95
 HELD_OUT = 0.15         # the final 15% of the frames, by time, are never trained on (see split())
 CACHE_VERSION = 1       # bump when the extraction changes, so old caches are rebuilt
@@ -265,10 +263,6 @@ class VideoSkeleton:
         out[:, :, 2] = out[:, :, 2] * side / w
         return out
 
-    def pose_stats(self):
-        """Where the person stands in the video's frame (Motion.pose_stats): for pose normalisation."""
-        return pose_stats(self.frame_landmarks(), self.frame_size)
-
     def readImage(self, i):
         """Crop i, BGR uint8 (size, size, 3)."""
         if self._images is not None:
@@ -294,7 +288,7 @@ class VideoSkeleton:
 
     def contact_sheet(self, count=36, columns=6):
         """A grid of `count` crops spread over the video, each with its skeleton drawn."""
-        picks = np.linspace(0, len(self) - 1, min(count, len(self))).round().astype(int)
+        picks = evenly_spaced(len(self), count)
         tiles = [self.ske[i].draw(self.readImage(i).copy()) for i in picks]
         tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % columns)
         rows = [combine_images(*tiles[r:r + columns]) for r in range(0, len(tiles), columns)]
@@ -337,9 +331,7 @@ def main():
         if has_display():
             vs.draw()
         else:
-            out = PROJECT_DIR / "output" / f"{vs.filename.stem}_skeletons.jpg"
-            out.parent.mkdir(exist_ok=True)
-            cv2.imwrite(str(out), vs.contact_sheet())
+            out = write_image(PROJECT_DIR / "output" / f"{vs.filename.stem}_skeletons.jpg", vs.contact_sheet())
             print(f"no display: wrote a contact sheet to {out}")
     return 0
 

@@ -40,13 +40,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from DanceDemo import DEFAULT_SMOOTHER, MODEL_FILES, DanceDemo, make_generator
-from GenNearest import GenNearest
-from GenVanillaNN import MODELS_DIR, comparison_grid, resize_all
-from Motion import SMOOTHERS, drive_track
-from Skeleton import PoseDetector, Skeleton, reduced_vectors
-from VideoReader import DanceError, cli_main, data_path
-from VideoSkeleton import CROP_MARGIN, HELD_OUT, VideoSkeleton
+from DanceDemo import DEFAULT_SMOOTHER, DanceDemo
+from generators import DEFAULT, TABLE, make_generator
+from Motion import SMOOTHERS, drive_track, video_pose_stats
+from nets import resize_all
+from Skeleton import CROP_MARGIN, PoseDetector, Skeleton, reduced_vectors
+from training import MODELS_DIR, comparison_grid
+from VideoReader import DanceError, cli_main, data_path, write_image
+from VideoSkeleton import HELD_OUT, VideoSkeleton
 
 # ---- defaults ----
 DEFAULT_TARGET = "taichi1.mp4"
@@ -58,7 +59,7 @@ BOX_MARGIN = 0.1        # person box: the real skeleton's box grown by this frac
 # static MediaPipe found a person in 11% with no border, 33% at 10%, 62% at 25%, 95% at 50%.
 REDETECT_MARGIN = 0.5
 SPEED_FRAMES = 200      # frames timed for generate() speed
-SMOOTHED = "pix2pix"    # the generator also scored with each smoother (rows "pix2pix+median", ...)
+SMOOTHED = DEFAULT       # the demo's generator, also scored driven by each smoother (rows "pix2pix+median", ...)
 GRID_ROWS = 6
 CELL = 128
 SEED = 0
@@ -135,26 +136,32 @@ def pose_fidelity(images, skeletons, detector):
 
 # ---- generators ----------------------------------------------------------------------------
 def load_generators(videoSke, train_idx, models_dir=MODELS_DIR):
-    """(name -> object with generate(ske) and generate_batch(skeletons), name -> model file):
-    nearest neighbour over the training frames, and every model file found."""
-    gens, files = {"nearest": GenNearest(videoSke, indices=train_idx)}, {}
-    for gen_type, name in MODEL_FILES.items():
-        path = Path(models_dir) / name
-        if not path.exists():
-            log.warning("skipping %s: no %s", gen_type.name.lower(), path)
+    """(name -> Generator, name -> model file), one per row of the generator table: the
+    learned ones from their files in `models_dir` (skipped when missing), those made from
+    the target's video over its training frames `train_idx` only."""
+    gens, files = {}, {}
+    for row in TABLE:
+        path = Path(models_dir) / row.model_file if row.learned else None
+        if path is not None and not path.exists():
+            log.warning("skipping %s: no %s", row.name, path)
             continue
-        gen = make_generator(gen_type, model=path)
-        if gen.config.get("target") != videoSke.filename.name:
+        gen = make_generator(row, target=videoSke, model=path, frames=train_idx)
+        if gen.config["target"] != videoSke.filename.name:
             log.warning("%s was trained on %s, not on %s: its row says little about this target",
-                        path, gen.config.get("target"), videoSke.filename.name)
-        gens[gen_type.name.lower()], files[gen_type.name.lower()] = gen, str(path)
+                        path, gen.config["target"], videoSke.filename.name)
+        if gen.config["crop_margin"] != videoSke.settings["crop_margin"]:
+            log.warning("%s was made from crops with margin %s, the test frames are cut with %s: its "
+                        "appearance figures compare differently framed pictures", row.name,
+                        gen.config["crop_margin"], videoSke.settings["crop_margin"])
+        gens[row.name] = gen
+        if path is not None:
+            files[row.name] = str(path)
     return gens, files
 
 
 def outputs(gen, skeletons, size, batch=128):
     """Generated frames for `skeletons` (N, 33, 4), in order, resized to size x size (uint8 BGR)."""
-    if hasattr(gen, "reset"):  # a temporal generator: this sequence starts afresh
-        gen.reset()
+    gen.reset()  # a generator that keeps state from frame to frame starts this sequence afresh
     out = [gen.generate_batch(skeletons[s:s + batch]) for s in range(0, len(skeletons), batch)]
     return resize_all(np.concatenate(out), size) if out else np.zeros((0, size, size, 3), np.uint8)
 
@@ -180,7 +187,7 @@ def drive(videoSke, idx, smoother, target=None):
     """The skeletons the demo would feed a generator for frames `idx` of a video: smoothed over
     time with `smoother`, normalised into `target`'s frame when it is given (a VideoSkeleton),
     in crop coordinates (N, 33, 4)."""
-    stats = None if target is None else (videoSke.pose_stats(), target.pose_stats())
+    stats = None if target is None else (video_pose_stats(videoSke), video_pose_stats(target))
     return drive_track(videoSke.frame_landmarks()[idx], videoSke.frame_index[idx], videoSke.frame_size,
                        videoSke.fps, smoother, CROP_MARGIN, stats)
 
@@ -225,22 +232,23 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
                     "device": "cuda" if torch.cuda.is_available() else "cpu"}},
         "rows": {}, "cross": {}}
     detector = PoseDetector(tracking=False, margin=REDETECT_MARGIN)
-    rows, drivers, real_flicker = {"real": real}, {"real": skeletons}, flicker(real)
+    # Each row of the table: its frames, the skeletons that drove them, and the generator that made
+    # them (None for the real frames); rows "pix2pix+X" are the same generator driven smoothed.
+    rows, drivers, makers, real_flicker = {"real": real}, {"real": skeletons}, {"real": None}, flicker(real)
     for name, gen in gens.items():
-        rows[name], drivers[name] = outputs(gen, skeletons, size), skeletons
+        rows[name], drivers[name], makers[name] = outputs(gen, skeletons, size), skeletons, gen
     if SMOOTHED in gens:  # the same generator driven by smoothed skeletons, as the demo drives it
         for smoother in smoothers:
-            smoothed = drive(test, test_idx, smoother)
-            rows[f"{SMOOTHED}+{smoother}"] = outputs(gens[SMOOTHED], smoothed, size)
-            drivers[f"{SMOOTHED}+{smoother}"] = smoothed
+            name = f"{SMOOTHED}+{smoother}"
+            drivers[name] = drive(test, test_idx, smoother)
+            rows[name], makers[name] = outputs(gens[SMOOTHED], drivers[name], size), gens[SMOOTHED]
     for name, frames in tqdm(rows.items(), desc="scoring", disable=not progress):
         row = score(frames, real, drivers[name], real_flicker, detector)
-        gen = gens.get(name.split("+")[0])
-        row["native_size"] = size if gen is None or name == "nearest" else gen.config["image_size"]
+        row["native_size"] = size if makers[name] is None else makers[name].config["image_size"]
         if name in gens:
-            row.update(speed(gen, skeletons))
+            row.update(speed(gens[name], skeletons))
         results["rows"][name] = row
-    results["grid_frames"] = {k: v for k, v in rows.items() if "+" not in k}
+    results["grid_frames"] = {k: v for k, v in rows.items() if k == "real" or k in gens}
     results["grid_skeletons"] = skeletons
 
     for source in cross or ():
@@ -320,10 +328,9 @@ def main():
     rows, skeletons = results.pop("grid_frames"), results.pop("grid_skeletons")
     results["settings"]["seconds"] = time.perf_counter() - t0
     print(markdown(results))
-    for path in (Path(args.json), Path(args.grid)):
-        path.parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(finite(results), indent=2))
-    cv2.imwrite(args.grid, comparison_grid(skeletons, rows, rows=GRID_ROWS, cell=CELL))
+    write_image(args.grid, comparison_grid(skeletons, rows, rows=GRID_ROWS, cell=CELL))
     print(f"\nwrote {args.json} and {args.grid} in {results['settings']['seconds']:.0f} s")
     return 0
 

@@ -8,7 +8,8 @@ import pytest
 
 import DanceDemo as demo_module
 from conftest import ROOT
-from DanceDemo import GEN_TYPE, GENERATORS, DanceDemo, parse_gen_type
+from DanceDemo import DanceDemo
+from generators import GEN_TYPE, TABLE, parse_gen_type
 from VideoReader import DanceError, VideoReader
 from VideoSkeleton import VideoSkeleton
 
@@ -34,7 +35,7 @@ def test_gen_type_accepts_numbers_and_names():
     assert parse_gen_type("GAN") is GEN_TYPE.GAN and parse_gen_type(3) is GEN_TYPE.VANILLA_NN_Image
     with pytest.raises(DanceError, match="unknown --gen-type"):
         parse_gen_type("7")
-    assert set(GENERATORS) == set(GEN_TYPE)
+    assert [row.number for row in TABLE] == [t.value for t in GEN_TYPE]  # the enum is the table's
 
 
 def test_demo_writes_one_frame_per_processed_source_frame(clip, tmp_path):
@@ -121,6 +122,7 @@ def test_cli_damaged_cache(clip, private_cache):
     ("2", "models/DanceGenVanillaFromImage.pth", "needs input 'ske'"),
     ("gan", "models/DanceGenVanillaFromSke.pth", "not a GenGAN"),
     ("3", "models/missing.pth", "no such model file"),
+    ("nearest", "models/DanceGenPix2Pix.pth", "--model is for the learned generators"),
     ("4", "README.md", "not a readable checkpoint")])
 def test_cli_generator_errors(clip, tmp_path, gen_type, model, message):
     out = tmp_path / "never.mp4"
@@ -131,10 +133,9 @@ def test_cli_generator_errors(clip, tmp_path, gen_type, model, message):
 
 # ---- the learned generators, as shipped in models/ ----
 
-@pytest.mark.parametrize("gen_type", [GEN_TYPE.VANILLA_NN_SKE, GEN_TYPE.VANILLA_NN_Image, GEN_TYPE.GAN,
-                                      GEN_TYPE.PIX2PIX])
+@pytest.mark.parametrize("gen_type", [row.name for row in TABLE if row.learned])
 def test_demo_runs_each_shipped_model_headless(clip, tmp_path, gen_type):
-    out = tmp_path / f"{gen_type.name}.mp4"
+    out = tmp_path / f"{gen_type}.mp4"
     stats = DanceDemo(clip, gen_type, every=3).draw(output=out)
     assert stats["frames"] == 20 and stats["missing"] < 20
     with VideoReader(out) as video:

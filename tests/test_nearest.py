@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from GenNearest import GenNearest, GenNeirest, normalise_poses
+from GenNearest import GenNearest, GenNeirest
+from poses import normalise_poses
 from Skeleton import Skeleton
 from VideoSkeleton import VideoSkeleton
 
