@@ -20,6 +20,7 @@ track shipped in data/, so a fresh clone runs out of the box.
     python DanceDemo.py --source data/karate1.mp4 --target data/taichi1.mp4 --gen-type nearest
 """
 import argparse
+import functools
 import logging
 import time
 from pathlib import Path
@@ -31,9 +32,10 @@ from tqdm import tqdm
 from generators import GEN_TYPE  # noqa: F401  (the course code imports GEN_TYPE from here)
 from generators import DEFAULT, describe, find, make_generator
 from Motion import SMOOTHERS, normalised_box, smooth_stream, video_pose_stats
-from Skeleton import DETECT_MARGIN, PoseDetector, Skeleton, crop_person, crop_square
-from VideoReader import PROJECT_DIR, DanceError, VideoReader, VideoWriter, check_file, cli_main, data_path
-from VideoSkeleton import VideoSkeleton, combine_images, has_display
+from Skeleton import PoseDetector, Skeleton, check_frame_size, crop_person, crop_square
+from VideoReader import (PROJECT_DIR, DanceError, VideoReader, VideoWriter, check_file, check_fps, check_output,
+                         cli_main, data_path)
+from VideoSkeleton import VideoSkeleton, combine_images, has_display, probe_detect_margin
 
 DEFAULT_SOURCE = "karate1.mp4"
 DEFAULT_TARGET = "taichi1.mp4"
@@ -73,11 +75,18 @@ def load_track(path):
     try:
         with np.load(path, allow_pickle=False) as z:
             track = {k: z[k] for k in ("skeletons", "frame_index", "every", "frames_read", "fps")}
-        if track["skeletons"].shape[1:] != (33, 4) or len(track["frame_index"]) != len(track["skeletons"]):
+        skeletons, index = track["skeletons"], track["frame_index"]
+        if skeletons.ndim != 3 or skeletons.shape[1:] != (33, 4) or index.shape != (len(skeletons),):
             raise ValueError("arrays of the wrong shape")
     except Exception as e:
         raise DanceError(f"{path}: not a skeleton track ({type(e).__name__}); "
                          f"write one with VideoSkeleton.py VIDEO --save-track FILE.npz") from None
+    bad = np.flatnonzero(~np.isfinite(skeletons[:, :, :2]).all(axis=(1, 2)))
+    every, frames_read, fps = (float(track[k]) for k in ("every", "frames_read", "fps"))
+    if len(bad) or not (every >= 1 and frames_read >= len(skeletons) and np.isfinite(fps) and fps > 0) \
+            or np.any(np.diff(index) <= 0) or (len(index) and not 0 <= index[0] <= index[-1] < frames_read * every):
+        where = f"frame {int(index[bad[0]])} holds no finite skeleton" if len(bad) else "its frame numbers or rate are damaged"
+        raise DanceError(f"{path}: {where}; write the track again with VideoSkeleton.py VIDEO --save-track FILE.npz")
     return track
 
 
@@ -90,13 +99,15 @@ class VideoSource:
     def __init__(self, path, every, panel):
         self.path, self.every, self.panel = Path(path), every, panel
         with VideoReader(self.path) as probe:  # a bad source fails now, before any long work
-            self.fps, count, self.frame_size = probe.fps / every, probe.frame_count, probe.size
+            check_frame_size(probe.size, self.path)
+            self.fps, count, self.frame_size = check_fps(probe.fps, every, self.path), probe.frame_count, probe.size
+            self.detect_margin = probe_detect_margin(probe)  # a border where it helps (tight crops)
         self.total = -(-count // every) if count else None
         self._video = None
 
     def __iter__(self):
         """Yield ((index, frame), landmarks (33, 4) or None) per processed frame."""
-        with VideoReader(self.path) as self._video, PoseDetector(tracking=True, margin=DETECT_MARGIN) as det:
+        with VideoReader(self.path) as self._video, PoseDetector(tracking=True, margin=self.detect_margin) as det:
             for index, frame in self._video:
                 ske = det.detect(frame)
                 yield (f"source {index}", frame), None if ske is None else ske.landmarks
@@ -118,7 +129,7 @@ class TrackSource:
         self.path, self.panel = Path(path), panel
         self.track = load_track(self.path)
         self.step = int(self.track["every"]) * every        # frames of the original video per output frame
-        self.fps = float(self.track["fps"]) / every
+        self.fps = check_fps(float(self.track["fps"]), every, self.path)
         self.total = -(-int(self.track["frames_read"]) // every)
         self.frame_size = (panel, panel)
         self._frame = 0
@@ -162,15 +173,19 @@ class DanceDemo:
         is_track = self.source_path.suffix.lower() == ".npz"
         self.source = (TrackSource if is_track else VideoSource)(self.source_path, every, panel)
         self.panel, self.fps, self.smooth = panel, self.source.fps, smooth
-        self.generator = make_generator(self.row, target, model)
+        # The target's person: a learned generator's model is models/<target>_<name>.pth
+        self.generator = make_generator(self.row, data_path(target or DEFAULT_TARGET), model)
         self.target_name = self.generator.target_name
         # The source is cropped as the generator's training crops were (the model records how).
         self.crop_margin = self.generator.config["crop_margin"]
-        self.stats = {}
-        self.norm = self._normalisation(normalise)
+        self.stats, self.normalise = {}, normalise
 
-    def _normalisation(self, mode):
-        """(source stats, target stats) when normalisation applies, else None (see Motion.py)."""
+    @functools.cached_property
+    def norm(self):
+        """(source stats, target stats) when normalisation applies, else None (see Motion.py).
+        Measured on first use: it may extract the source's skeletons (minutes, once), which
+        should come after the output was found writable."""
+        mode = self.normalise
         if mode == "off" or (mode == "auto" and self.source_path.stem == self.target_name):
             return None
         if not self.source.normalisable:
@@ -232,7 +247,7 @@ class DanceDemo:
             self._show()
         else:
             output = output or self.default_output()
-            with VideoWriter(output, self.fps) as writer:
+            with VideoWriter(output, self.fps, inputs=(self.source_path,)) as writer:
                 for picture in tqdm(self.frames(), total=self.source.total, unit="frame", desc="demo",
                                     dynamic_ncols=True):
                     writer.write(picture)
@@ -282,19 +297,19 @@ def main():
     parser.add_argument("--every", type=int, default=1, help="use every k-th source frame")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.output is not None and Path(args.output).suffix.lower() != ".mp4":
-        raise DanceError(f"{args.output}: the output must be an .mp4 file")
-
     source = data_path(args.source) if args.source else default_source()
+    target = data_path(args.target or DEFAULT_TARGET)
+    if args.output is not None:  # before any work: a good name, no input, a folder we can write
+        check_output(args.output, (".mp4",), "video", inputs=(source, target, args.model))
     if source == EMBEDDED_TRACK:
         log.info("no %s in %s: playing the shipped skeleton track %s", DEFAULT_SOURCE,
                  data_path(DEFAULT_SOURCE).parent, EMBEDDED_TRACK.relative_to(PROJECT_DIR))
     row = find(args.gen_type)
-    if args.target and row.learned:
-        log.warning("--target is not used by %s: it shows the person its model was trained on", row.name)
-    target = data_path(args.target or DEFAULT_TARGET)
     demo = DanceDemo(source, row, target=target, model=args.model, every=args.every,
                      smooth=args.smooth, normalise=args.normalise)
+    if args.target and args.model and demo.target_name != Path(args.target).stem:
+        log.warning("%s renders %s, not %s: with --model, the model decides the person", args.model,
+                    demo.target_name, Path(args.target).stem)
     s = demo.draw(args.output)
     where = f"wrote {s['output']}" if s["output"] else "played"
     print(f"{where}: {s['frames']} frames, {s['missing']} with no person found (marked), "

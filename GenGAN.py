@@ -21,7 +21,6 @@ from nets import GenNNSkeToImage, weights_init
 from training import LearnedGenerator, adam, step, train_main
 from VideoReader import DanceError, cli_main
 
-MODEL_FILE = "DanceGenGAN.pth"
 L1_WEIGHT = 100.0   # pix2pix's weight: the adversarial term sharpens, L1 keeps the pose
 CRITICS = ("pose", "image")
 
@@ -63,7 +62,7 @@ class GenGAN(LearnedGenerator):
     so the model file holds the generator alone)."""
 
     kind = "GenGAN"
-    file_name = MODEL_FILE
+    name = "gan"
     defaults = {"critic": "pose", "l1_weight": L1_WEIGHT}
     resumable = ("optG", "netD", "optD")
 

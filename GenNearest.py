@@ -20,7 +20,7 @@ import numpy as np
 from generator import Generator
 from Motion import video_pose_stats
 from poses import PoseIndex
-from VideoReader import DanceError, cli_main, data_path, evenly_spaced, write_image
+from VideoReader import IMAGE_SUFFIXES, DanceError, check_output, cli_main, data_path, evenly_spaced, write_image
 from VideoSkeleton import VideoSkeleton, combine_images
 
 
@@ -30,6 +30,8 @@ class GenNearest(Generator):
     `indices` restricts the search to some of the target's frames (the training
     split, so that an evaluation never hands back the very frame it is scored on).
     """
+
+    name = "nearest"
 
     def __init__(self, videoSkeTgt, indices=None):
         self.videoSkeletonTarget = videoSkeTgt
@@ -64,8 +66,12 @@ def main():
     parser.add_argument("--count", type=int, default=8, help="how many source poses to show")
     parser.add_argument("--output", default="output/nearest_matches.png", help="image to write")
     args = parser.parse_args()
-    target = VideoSkeleton(data_path(args.target))
-    source = VideoSkeleton(data_path(args.source))
+    if args.count < 1:
+        raise DanceError(f"--count must be at least 1 (got {args.count})")
+    target_path, source_path = data_path(args.target), data_path(args.source)
+    check_output(args.output, IMAGE_SUFFIXES, "image", inputs=(target_path, source_path))
+    target = VideoSkeleton(target_path)
+    source = VideoSkeleton(source_path)
     gen = GenNearest(target)
     picks = evenly_spaced(len(source), args.count)
     matches = gen.nearest([source.ske[i] for i in picks])

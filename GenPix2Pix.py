@@ -34,7 +34,6 @@ from training import (LearnedGenerator, adam, calibration_batches, ema_update, r
                       train_main)
 from VideoReader import cli_main
 
-MODEL_FILE = "DanceGenPix2Pix.pth"
 DEFAULTS = {
     "image_size": 128,    # the crop size of the dataset: no upsampling at inference
     "batch_size": 8,
@@ -66,7 +65,7 @@ class GenPix2Pix(LearnedGenerator):
     """Pose map -> image of the target, trained pix2pixHD-style; inference with the EMA weights."""
 
     kind = "GenPix2Pix"
-    file_name = MODEL_FILE
+    name = "pix2pix"
     defaults = DEFAULTS
     net_inputs = ("pose",)
     render_poses = staticmethod(pose_maps)

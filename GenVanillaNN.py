@@ -15,7 +15,6 @@ from training import LearnedGenerator, adam, step, train_main
 from VideoReader import DanceError, cli_main
 
 INPUTS = ("ske", "image")
-MODEL_FILES = {"ske": "DanceGenVanillaFromSke.pth", "image": "DanceGenVanillaFromImage.pth"}
 
 
 class GenVanillaNN(LearnedGenerator):
@@ -23,8 +22,8 @@ class GenVanillaNN(LearnedGenerator):
 
         gen = GenVanillaNN(input="ske")              # or input="image"
         gen.train(VideoSkeleton("data/taichi1.mp4"), epochs=10)
-        gen.save("models/DanceGenVanillaFromSke.pth")
-        image = GenVanillaNN.load("models/DanceGenVanillaFromSke.pth").generate(ske)
+        gen.save("models/taichi1_vanilla_nn_ske.pth")
+        image = GenVanillaNN.load("models/taichi1_vanilla_nn_ske.pth").generate(ske)
     """
 
     kind = "GenVanillaNN"
@@ -42,8 +41,8 @@ class GenVanillaNN(LearnedGenerator):
         return ("vector",) if self.config["input"] == "ske" else ("pose",)
 
     @classmethod
-    def model_file(cls, config):
-        return MODEL_FILES[config["input"]]
+    def model_name(cls, config):
+        return f"vanilla_nn_{config['input']}"  # one class, two rows of the table
 
     def train_step(self, batch):
         self.netG.train()

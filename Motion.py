@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from Skeleton import Skeleton, crop_skeleton
-from VideoReader import cli_main, data_path, evenly_spaced, write_image
+from VideoReader import IMAGE_SUFFIXES, check_output, cli_main, data_path, evenly_spaced, write_image
 from VideoSkeleton import VideoSkeleton
 
 # ---- defaults ----
@@ -315,7 +315,9 @@ def main():
     parser.add_argument("--target", default="taichi1.mp4", help="target video (default: taichi1.mp4)")
     parser.add_argument("--output", default="images/normalisation.png", help="image to write")
     args = parser.parse_args()
-    videos = [VideoSkeleton(data_path(v)) for v in [args.target, *args.sources]]
+    paths = [data_path(v) for v in [args.target, *args.sources]]
+    check_output(args.output, IMAGE_SUFFIXES, "image", inputs=paths)
+    videos = [VideoSkeleton(p) for p in paths]
     triples = [(v.filename.stem, v.frame_landmarks(), v.frame_size) for v in videos]
     write_image(args.output, normalisation_figure(triples[1:], triples[0]))
     print(f"wrote {args.output}")

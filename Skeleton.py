@@ -19,6 +19,8 @@ import tempfile
 import cv2
 import numpy as np
 
+from VideoReader import DanceError
+
 NUM_LANDMARKS = 33
 # MediaPipe indices of the 13 joints the generators use, in the order of the 26-vector.
 REDUCED_IDS = np.array([0, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28])
@@ -30,7 +32,16 @@ REDUCED_DIM = 2 * len(REDUCED_IDS)  # 26
 # How a person is framed, everywhere in the project (datasets, demo, evaluation). Every model
 # records the crop margin it was trained with, and the demo crops its source with that margin.
 CROP_MARGIN = 0.2       # room around the person's box, as a fraction of its larger side, each side
-DETECT_MARGIN = 0.25    # replicated border added before detection, as a fraction of the frame's larger side
+DETECT_MARGIN = 0.25    # replicated border added before detection, as a fraction of the frame's larger side,
+                        # where it helps (tight crops; see VideoSkeleton.choose_detect_margin)
+# What a detection must look like to be believed. MediaPipe always answers something on a
+# frame too small or too blurred to show anyone: on a 32x32 clip, "skeletons" whose joints
+# reach 3 frame widths outside it with a mean visibility of 0.08-0.10. Real people in this
+# project's footage: mean visibility of the 13 joints 0.59 at the lowest (taichi1, 3,000
+# frames), 0.74 (taichi2), 0.82 (karate1), no joint outside the frame.
+MIN_VISIBILITY = 0.3    # mean MediaPipe visibility of the 13 reduced joints
+MAX_OUTSIDE = 1.0       # how far a joint may lie outside the frame, in frame widths / heights
+MIN_FRAME_SIDE = 64     # pixels: smaller frames cannot show a person MediaPipe can find
 
 # Bones between reduced joints (indices into REDUCED_IDS) and the side they belong to.
 # MediaPipe's "left" is the person's left, which appears on the right of a facing person.
@@ -243,6 +254,21 @@ def _quiet_stderr():
             os.close(saved)
 
 
+def plausible(landmarks):
+    """Whether landmarks (33, 4), normalised to their frame, look like a person in it: the
+    13 joints visible enough on average and none far outside the frame (see MIN_VISIBILITY)."""
+    joints = np.asarray(landmarks, np.float32)[REDUCED_IDS]
+    outside = np.maximum(-joints[:, :2], joints[:, :2] - 1).max()
+    return bool(joints[:, 3].mean() >= MIN_VISIBILITY and outside <= MAX_OUTSIDE)
+
+
+def check_frame_size(size, name):
+    """A DanceError unless frames of `size` (w, h) are large enough to find a person in."""
+    if min(size) < MIN_FRAME_SIDE:
+        raise DanceError(f"{name}: its frames are {size[0]}x{size[1]} pixels, too small to find a person in "
+                         f"(at least {MIN_FRAME_SIDE} on each side); use a larger video")
+
+
 class PoseDetector:
     """MediaPipe Pose (`mp.solutions.pose`, model_complexity=1, the one model that
     ships inside the mediapipe==0.10.21 wheel) returning `Skeleton`s.
@@ -254,6 +280,8 @@ class PoseDetector:
     """
 
     def __init__(self, tracking=True, margin=DETECT_MARGIN, min_confidence=0.5):
+        self.rejected = 0  # detections dropped as implausible (see `plausible`)
+        self.tracking = tracking
         with _quiet_stderr():
             import mediapipe as mp
             self._pose = mp.solutions.pose.Pose(

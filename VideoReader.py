@@ -1,13 +1,23 @@
 """Reading video files, and where the project looks for its data.
 
-`VideoReader` iterates the frames of a video (BGR uint8, as OpenCV decodes them)
-and knows its fps, frame count and size. Problems with the file surface as a
-`DanceError` whose message names the file, what is wrong and what to do; the
-command-line entry points print that one line and exit non-zero.
+`VideoReader` iterates the frames of a video (BGR uint8, upright: a phone's rotation
+metadata is applied) and knows its fps, frame count and size. Problems with the file
+surface as a `DanceError` whose message names the file, what is wrong and what to do;
+the command-line entry points print that one line and exit non-zero.
+
+Writing: every file the project writes goes through `atomic_path` (a temporary name
+beside it, renamed when complete), so a crash, Ctrl-C or full disk never leaves half a
+file, and a write that fails is a one-line error. `check_output` validates an output path
+before the work that fills it starts: its ending, that it is no input, that its folder
+can be written.
 """
 import contextlib
+import errno
+import math
 import os
+import re
 import sys
+import tempfile
 from pathlib import Path
 
 # FFmpeg prints its own complaints ("moov atom not found") straight to the terminal;
@@ -23,6 +33,10 @@ class DanceError(Exception):
     """A problem with the user's input (a file, an argument), not a bug.
 
     Entry points print its message as one line and exit with status 2."""
+
+
+MIN_OUTPUT_FPS = 1.0   # a video written at fewer frames per second is a slide show: refused
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")  # the images the project writes
 
 
 def data_dir():
@@ -55,32 +69,114 @@ def cli_main(main):
         sys.exit(130)
 
 
+def _temporary_name(path):
+    """The temporary name `atomic_path` writes `path` under: hidden, with this process's id,
+    the ending kept (for writers that pick the format from it, such as OpenCV)."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+
+
+def remove_stale_temporaries(path):
+    """Delete temporary files of `path` left by processes that no longer run (killed with
+    SIGKILL, or by a power cut): nothing else would ever clean them up."""
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.(\d+)\.tmp{re.escape(path.suffix)}$")
+    try:
+        candidates = list(path.parent.iterdir())
+    except OSError:
+        return
+    for tmp in candidates:
+        match = pattern.match(tmp.name)
+        if match and int(match.group(1)) != os.getpid() and not _process_alive(int(match.group(1))):
+            tmp.unlink(missing_ok=True)
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def write_error(path, error):
+    """A DanceError for an OSError met while writing `path`: what happened, in words."""
+    if error.errno == errno.ENOSPC and error.strerror and "frames" in error.strerror:
+        return DanceError(f"{path}: cannot write it: {error.strerror} (is the disk full?)")
+    reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+              errno.EACCES: "no permission to write there", errno.EPERM: "no permission to write there",
+              errno.EROFS: "the file system is read-only", errno.EISDIR: "it is a folder",
+              errno.ENOTDIR: "a part of the path is a file, not a folder"}.get(error.errno, error.strerror or str(error))
+    return DanceError(f"{path}: cannot write it: {reason}")
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary name beside `path` to write to; when the block succeeds it is
-    renamed to `path`, otherwise removed. A reader never finds a half-written file. The
-    temporary name keeps the ending, for writers that pick the format from it (OpenCV)."""
+    renamed to `path`, otherwise removed. A reader never finds a half-written file, and an
+    OSError (full disk, no permission) becomes a DanceError naming `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    tmp = _temporary_name(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:
+        raise write_error(path, e) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _same_file(a, b):
+    try:
+        return Path(a).resolve() == Path(b).resolve() or (Path(b).exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_output(path, suffixes, what="output", inputs=()):
+    """Validate an output path before the work that fills it: its ending is one of
+    `suffixes`, it is none of `inputs` (never write over what is being read), it is not a
+    folder, and its folder exists or can be made and is writable (tried, not guessed).
+    Returns it as a Path; a DanceError naming it otherwise."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise DanceError(f"{path}: the {what} must end in {' or '.join(suffixes)}")
+    for source in inputs:
+        if source is not None and _same_file(path, source):
+            raise DanceError(f"{path}: is also an input of this command; write the {what} to another file")
+    if path.is_dir():
+        raise DanceError(f"{path}: is a folder; name a file for the {what}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise write_error(path, e) from None
+    return path
+
+
+def check_fps(fps, every, name):
+    """The frame rate of a video made of every `every`-th frame of `name` (at `fps`);
+    a DanceError when it would be a slide show."""
+    out = fps / every
+    if not math.isfinite(out) or out < MIN_OUTPUT_FPS:
+        most = max(1, int(fps // MIN_OUTPUT_FPS))
+        raise DanceError(f"--every {every}: {name} at {fps:g} frames/s would give {out:.3g} frames/s; "
+                         f"use --every {most} or less")
+    return out
 
 
 def write_image(path, image):
     """Write an image (its format from the name's ending) atomically; a DanceError naming the
     file when it cannot be written, where OpenCV would only return False."""
     path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            if not cv2.imwrite(str(tmp), image):
-                raise DanceError(f"{path}: cannot write an image there (is '{path.suffix}' an image "
-                                 f"format OpenCV knows, such as .png or .jpg?)")
-    except OSError as e:
-        raise DanceError(f"{path}: cannot write it ({e.strerror or e})") from None
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise DanceError(f"{path}: cannot write an image there: the name must end in {' or '.join(IMAGE_SUFFIXES)}")
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), image):
+            raise DanceError(f"{path}: cannot write an image there (is the disk full?)")
     return path
 
 
@@ -109,12 +205,14 @@ class VideoReader:
         self.filename = Path(filename)
         check_file(self.filename)
         self._cap = cv2.VideoCapture(str(self.filename))
+        # Phones store frames as the sensor saw them and say how to turn them (rotation
+        # metadata); OpenCV ignores that unless asked, and a sideways person is a different pose.
+        self._cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
         if not self._cap.isOpened():
             raise DanceError(f"{self.filename}: cannot be decoded as a video "
                              f"(not a video, or a format OpenCV cannot read); convert it to mp4")
-        self.fps = self._cap.get(cv2.CAP_PROP_FPS) or 25.0  # some containers carry no rate
-        self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-        self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if math.isfinite(fps) and 1 <= fps <= 1000 else 25.0  # some containers carry no rate
         # The container's count; a damaged file may hold fewer decodable frames.
         self.frame_count = max(0, int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)))
         ok, first = self._cap.read()
@@ -122,6 +220,7 @@ class VideoReader:
             self._cap.release()
             raise DanceError(f"{self.filename}: holds no decodable frame; check the file "
                              f"(is it truncated?) or convert it again")
+        self.height, self.width = first.shape[:2]  # as decoded and turned upright
         self._pending = first
         self._next_index = 0
 
@@ -151,6 +250,11 @@ class VideoReader:
             skipped += 1
         self._next_index += skipped
         return skipped
+
+    def seek(self, index):
+        """Go to frame `index` (the next read() returns it, as near as the container allows)."""
+        self._cap.set(cv2.CAP_PROP_POS_FRAMES, int(index))
+        self._pending, self._next_index = None, int(index)
 
     @property
     def position(self):
@@ -191,17 +295,17 @@ class VideoWriter:
     so an error or Ctrl-C never leaves a half-written video behind (`discard()`
     removes the temporary file instead).
 
-        with VideoWriter("output/demo.mp4", fps=25) as out:
+        with VideoWriter("output/demo.mp4", fps=25, inputs=[source]) as out:   # never over an input
             out.write(frame)            # every frame the same size, BGR uint8
     """
 
-    def __init__(self, filename, fps):
-        self.filename = Path(filename)
-        if self.filename.suffix.lower() != ".mp4":
-            raise DanceError(f"{self.filename}: the output must be an .mp4 file")
-        self.filename.parent.mkdir(parents=True, exist_ok=True)
-        # The temporary name keeps the .mp4 ending: OpenCV picks the container from it.
-        self._tmp = self.filename.with_name(f".{self.filename.stem}.{os.getpid()}.tmp.mp4")
+    def __init__(self, filename, fps, inputs=()):
+        self.filename = check_output(filename, (".mp4",), "video", inputs)
+        if not (math.isfinite(fps) and fps >= MIN_OUTPUT_FPS):
+            raise DanceError(f"{self.filename}: cannot write a video at {fps:.3g} frames per second "
+                             f"(at least {MIN_OUTPUT_FPS:g})")
+        remove_stale_temporaries(self.filename)
+        self._tmp = _temporary_name(self.filename)  # keeps the .mp4 ending: OpenCV picks the container from it
         self.fps = fps
         self.frames = 0
         self._writer = None
@@ -211,18 +315,30 @@ class VideoWriter:
             h, w = frame.shape[:2]
             self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
             if not self._writer.isOpened():
-                raise DanceError(f"{self.filename}: cannot write a video there (check the folder and disk space)")
+                raise DanceError(f"{self.filename}: OpenCV cannot open an mp4v video of {w}x{h} at "
+                                 f"{self.fps:.3g} frames/s there")
             self.size = (w, h)
         self._writer.write(frame)
         self.frames += 1
 
     def close(self):
-        """Finish the file and move it into place (a video with no frame is not kept)."""
+        """Finish the file and move it into place (a video with no frame is not kept). OpenCV
+        does not report failed writes, so a file that holds fewer frames than were written (a
+        full disk) is an error, and is removed."""
         if self._writer is None:
             return
         self._writer.release()
         self._writer = None
-        os.replace(self._tmp, self.filename)
+        try:
+            check = cv2.VideoCapture(str(self._tmp))  # OpenCV's writer never reports a failed write:
+            written = int(check.get(cv2.CAP_PROP_FRAME_COUNT)) if check.isOpened() else 0  # count what is there
+            check.release()
+            if written != self.frames:
+                raise OSError(errno.ENOSPC, f"{written} of {self.frames} frames could be written")
+            os.replace(self._tmp, self.filename)
+        except OSError as e:
+            self._tmp.unlink(missing_ok=True)
+            raise write_error(self.filename, e) from None
 
     def discard(self):
         if self._writer is not None:

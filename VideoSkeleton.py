@@ -1,7 +1,8 @@
 """A video turned into a dataset: person-centred square crops and their skeletons.
 
 For every k-th frame of a video, MediaPipe Pose finds the person (in tracking
-mode, with a replicated border around the frame); the frame is cut to a square
+mode, with a replicated border around the frame where that helps: see
+`choose_detect_margin`); the frame is cut to a square
 around them (padded where it leaves the image, never stretched), resized to
 size x size, and kept with its skeleton in crop coordinates and the index of the
 frame it came from. Frames with nobody in them are left out.
@@ -26,22 +27,57 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from Skeleton import CROP_MARGIN, DETECT_MARGIN, REDUCED_IDS, PoseDetector, Skeleton, crop_person
-from VideoReader import (PROJECT_DIR, DanceError, VideoReader, atomic_path, check_file, cli_main, data_path,
-                         evenly_spaced, write_image)
+from Skeleton import CROP_MARGIN, DETECT_MARGIN, REDUCED_IDS, PoseDetector, Skeleton, check_frame_size, crop_person
+from VideoReader import (PROJECT_DIR, DanceError, VideoReader, atomic_path, check_file, check_output, cli_main,
+                         data_path, evenly_spaced, write_image)
 
 DEFAULT_EVERY = 1       # process every k-th frame
 DEFAULT_SIZE = 128      # side of the square crops, in pixels
+MIN_SIZE, MAX_SIZE = 8, 1024  # crops larger than this would not fit in memory for a long video
 JPEG_QUALITY = 95
 HELD_OUT = 0.15         # the final 15% of the frames, by time, are never trained on (see split())
-CACHE_VERSION = 1       # bump when the extraction changes, so old caches are rebuilt
+CACHE_VERSION = 2       # bump when the extraction changes, so old caches are rebuilt
+PROBE_FRAMES = 16       # frames spread over a video on which the detection border is chosen
 
 log = logging.getLogger("dance")
 
 
 def cache_dir():
     """Where caches go: $DANCE_CACHE when set, else cache/ in the project (git-ignored)."""
-    return Path(os.environ.get("DANCE_CACHE") or PROJECT_DIR / "cache")
+    path = Path(os.environ.get("DANCE_CACHE") or PROJECT_DIR / "cache")
+    if path.exists() and not path.is_dir():
+        raise DanceError(f"{path}: the cache folder{' (DANCE_CACHE)' if os.environ.get('DANCE_CACHE') else ''} "
+                         f"is a file; point DANCE_CACHE at a folder")
+    return path
+
+
+def choose_detect_margin(frames):
+    """The detection border (0 or DETECT_MARGIN) for a video, from a sample of its frames:
+    the one with which static MediaPipe finds a person in more of them; no border on a tie.
+
+    Why it depends on the video: the border helps when the person fills the frame (tight
+    crops such as taichi1.mp4's, 128x128: tracking found 87% of 600 frames with no border,
+    100% with 25%) and hurts when they are small in a large frame (karate1.mp4 padded into
+    a 1080x1920 portrait frame: 58% of 50 frames with no border, 0% with 25%)."""
+    margins = (0.0, DETECT_MARGIN)
+    counts = []
+    for margin in margins:
+        with PoseDetector(tracking=False, margin=margin) as det:
+            counts.append(sum(det.detect(frame) is not None for frame in frames))
+    return margins[int(np.argmax(counts))]
+
+
+def probe_detect_margin(video, count=PROBE_FRAMES):
+    """`choose_detect_margin` on `count` frames spread over an open VideoReader, which is
+    left at its first frame."""
+    frames = []
+    for index in evenly_spaced(video.frame_count or 1, count):
+        video.seek(index)
+        frame = video.read()
+        if frame is not None:
+            frames.append(frame)
+    video.seek(0)
+    return choose_detect_margin(frames)
 
 
 def file_digest(path, chunk=1 << 20):
@@ -98,13 +134,14 @@ class VideoSkeleton:
     """
 
     def __init__(self, filename, every=DEFAULT_EVERY, size=DEFAULT_SIZE, force=False, progress=True):
-        if every < 1 or size < 8:
-            raise DanceError(f"--every must be >= 1 and --size >= 8 (got every={every}, size={size})")
+        if every < 1 or not MIN_SIZE <= size <= MAX_SIZE:
+            raise DanceError(f"--every must be at least 1 and --size between {MIN_SIZE} and {MAX_SIZE} "
+                             f"(got every={every}, size={size})")
         self.filename = Path(filename)
         self.every, self.size = int(every), int(size)
         check_file(self.filename)
         self.settings = {"version": CACHE_VERSION, "every": self.every, "size": self.size,
-                         "crop_margin": CROP_MARGIN, "detect_margin": DETECT_MARGIN}
+                         "crop_margin": CROP_MARGIN, "detect_margin": "chosen per video"}
         digest = file_digest(self.filename)
         path_tag = hashlib.sha256(str(self.filename.resolve()).encode()).hexdigest()[:8]
         self.cache_file = cache_dir() / f"{self.filename.stem}-{path_tag}-every{self.every}-size{self.size}.npz"
@@ -124,17 +161,20 @@ class VideoSkeleton:
 
     # ---- extraction ------------------------------------------------------------------
     def _extract(self, digest, progress):
+        check_output(self.cache_file, (".npz",), "skeleton cache")  # a folder we cannot write fails now, not in minutes
         video = VideoReader(self.filename)
+        check_frame_size(video.size, self.filename)
         state = self._resume_state(digest)
         skeletons, boxes, index, jpegs = state["lists"]
         start = state["next_frame"]
+        self.detect_margin = state["detect_margin"] if start else probe_detect_margin(video)
         if start:
             log.info("resuming %s from frame %d (%d skeletons so far)", self.filename, start, len(index))
             video.skip(start)
         t0, frames_read, next_frame = time.perf_counter(), state["frames_read"], start
         bar = tqdm(total=video.frame_count or None, initial=start, unit="frame", disable=not progress,
                    desc=f"skeletons {self.filename.name}", dynamic_ncols=True)
-        detector = PoseDetector(tracking=True, margin=DETECT_MARGIN)
+        detector = PoseDetector(tracking=True, margin=self.detect_margin)
         try:
             for i, frame in video:
                 ske = detector.detect(frame)
@@ -158,6 +198,9 @@ class VideoSkeleton:
             detector.close()
             video.release()
         bar.close()
+        if detector.rejected:
+            log.info("%s: %d detections rejected as implausible (joints far outside the frame or barely "
+                     "visible)", self.filename.name, detector.rejected)
         elapsed = time.perf_counter() - t0
         new_frames = frames_read - state["frames_read"]
         self.extraction_fps = new_frames / elapsed if elapsed > 0 else 0.0
@@ -171,7 +214,7 @@ class VideoSkeleton:
 
     def _resume_state(self, digest):
         """What a previous interrupted run saved, if it is for this video and these settings."""
-        empty = {"lists": ([], [], [], []), "next_frame": 0, "frames_read": 0}
+        empty = {"lists": ([], [], [], []), "next_frame": 0, "frames_read": 0, "detect_margin": None}
         if not self.partial_file.exists():
             return empty
         try:
@@ -183,7 +226,8 @@ class VideoSkeleton:
                 data = z["jpeg"]
                 jpegs = [data[offsets[k]:offsets[k + 1]] for k in range(len(offsets) - 1)]
                 lists = (list(z["skeletons"]), list(z["boxes"]), list(z["frame_index"]), jpegs)
-                return {"lists": lists, "next_frame": meta["next_frame"], "frames_read": meta["frames_read"]}
+                return {"lists": lists, "next_frame": meta["next_frame"], "frames_read": meta["frames_read"],
+                        "detect_margin": float(meta["detect_margin"])}
         except Exception as e:  # a damaged partial file only costs the work it held
             log.warning("ignoring unreadable partial cache %s (%s)", self.partial_file, e)
             return empty
@@ -192,7 +236,7 @@ class VideoSkeleton:
         lengths = np.array([len(j) for j in jpegs], dtype=np.int64)
         meta = {"video": str(self.filename), "digest": digest, "settings": self.settings,
                 "frames_read": frames_read, "video_fps": video.fps, "video_size": list(video.size),
-                "video_frames": video.frame_count, "next_frame": next_frame,
+                "video_frames": video.frame_count, "next_frame": next_frame, "detect_margin": self.detect_margin,
                 "extraction_fps": getattr(self, "extraction_fps", None)}
         save_npz_atomic(
             path, meta=np.array(json.dumps(meta)),
@@ -223,6 +267,7 @@ class VideoSkeleton:
         self.ske = [Skeleton(s) for s in skeletons]
         self.frames_read = meta["frames_read"]
         self.extraction_fps = meta.get("extraction_fps")
+        self.detect_margin = meta.get("detect_margin")
         return meta
 
     # ---- access ----------------------------------------------------------------------
@@ -267,7 +312,11 @@ class VideoSkeleton:
         """Crop i, BGR uint8 (size, size, 3)."""
         if self._images is not None:
             return self._images[i]
-        return cv2.imdecode(self._jpeg[self._offsets[i]:self._offsets[i + 1]], cv2.IMREAD_COLOR)
+        image = cv2.imdecode(self._jpeg[self._offsets[i]:self._offsets[i + 1]], cv2.IMREAD_COLOR)
+        if image is None or image.shape != (self.size, self.size, 3):
+            raise DanceError(f"{self.cache_file}: crop {i} in the skeleton cache is damaged; "
+                             f"rerun with --force to rebuild it")
+        return image
 
     def images(self):
         """All crops as one (N, size, size, 3) uint8 array, decoded once and kept."""
@@ -317,11 +366,14 @@ def main():
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    vs = VideoSkeleton(data_path(args.video), every=args.every, size=args.size, force=args.force)
+    video = data_path(args.video)
+    if args.save_track:  # checked before the extraction, which can take minutes
+        check_output(args.save_track, (".npz",), "skeleton track", inputs=(video,))
+    vs = VideoSkeleton(video, every=args.every, size=args.size, force=args.force)
     found = len(vs)
     rate = f"{vs.extraction_fps:.1f} frames/s" if vs.extraction_fps else "n/a"
     source = "loaded from cache" if vs.loaded_from_cache else "extracted"
-    print(f"{vs.filename}: {source} {vs.cache_file}\n"
+    print(f"{vs.filename}: {source} {vs.cache_file} (detection border {vs.detect_margin:g})\n"
           f"frames read: {vs.frames_read}, skeletons found: {found} ({100 * found / vs.frames_read:.2f}%), "
           f"extraction speed: {rate}")
     if args.save_track:

@@ -45,8 +45,9 @@ from generators import DEFAULT, TABLE, make_generator
 from Motion import SMOOTHERS, drive_track, video_pose_stats
 from nets import resize_all
 from Skeleton import CROP_MARGIN, PoseDetector, Skeleton, reduced_vectors
-from training import MODELS_DIR, comparison_grid
-from VideoReader import DanceError, cli_main, data_path, write_image
+from training import MODELS_DIR, comparison_grid, model_path
+from VideoReader import (IMAGE_SUFFIXES, DanceError, VideoReader, atomic_path, check_output, cli_main, data_path,
+                         write_image)
 from VideoSkeleton import HELD_OUT, VideoSkeleton
 
 # ---- defaults ----
@@ -141,14 +142,11 @@ def load_generators(videoSke, train_idx, models_dir=MODELS_DIR):
     the target's video over its training frames `train_idx` only."""
     gens, files = {}, {}
     for row in TABLE:
-        path = Path(models_dir) / row.model_file if row.learned else None
+        path = model_path(videoSke.filename, row.name, models_dir) if row.learned else None
         if path is not None and not path.exists():
             log.warning("skipping %s: no %s", row.name, path)
             continue
         gen = make_generator(row, target=videoSke, model=path, frames=train_idx)
-        if gen.config["target"] != videoSke.filename.name:
-            log.warning("%s was trained on %s, not on %s: its row says little about this target",
-                        path, gen.config["target"], videoSke.filename.name)
         if gen.config["crop_margin"] != videoSke.settings["crop_margin"]:
             log.warning("%s was made from crops with margin %s, the test frames are cut with %s: its "
                         "appearance figures compare differently framed pictures", row.name,
@@ -266,7 +264,7 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
     if demo_source:
         for name in gens:
             with tempfile.TemporaryDirectory() as tmp:
-                demo = DanceDemo(demo_source, name, target=target, model=None)
+                demo = DanceDemo(demo_source, name, target=target, model=model_files.get(name))
                 stats = demo.draw(output=Path(tmp) / "demo.mp4")
             results["rows"][name]["demo_fps"] = stats["fps"]
     return results
@@ -314,22 +312,38 @@ def main():
                         help="score this many test frames, and this many of each cross-person video (0: all)")
     parser.add_argument("--cross", nargs="*", default=list(CROSS_SOURCES), help="other people's videos")
     parser.add_argument("--demo-source", default="karate1.mp4", help="clip for the demo pipeline's speed")
+    parser.add_argument("--models-dir", default=str(MODELS_DIR),
+                        help="where the target's models are (models/<target>_<name>.pth; default: models/)")
     parser.add_argument("--json", default="output/evaluation.json", help="where to write every figure")
     parser.add_argument("--grid", default="images/evaluation_grid.png", help="where to write the image grid")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.max_frames < 0:
         raise DanceError("--max-frames must be 0 (all) or more")
+    # Every input and output checked before the evaluation's minutes of work.
+    video = data_path(args.video)
+    test_video = data_path(args.test_video) if args.test_video else None
+    inputs = [video, test_video]
+    for name in args.cross:
+        path = data_path(name)
+        if not path.exists() and name in CROSS_SOURCES:  # a default clip that is not here: skipped
+            log.warning("skipping cross-person %s: not found", path)
+            continue
+        VideoReader(path).release()  # opens it, or says in one line what is wrong with it
+        inputs.append(path)
     demo_source = data_path(args.demo_source) if args.demo_source else None
+    if demo_source is not None and demo_source.exists():
+        VideoReader(demo_source).release()
+    check_output(args.json, (".json",), "figures file", inputs)
+    check_output(args.grid, IMAGE_SUFFIXES, "image grid", inputs)
     t0 = time.perf_counter()
-    results = evaluate(data_path(args.video), args.test_video and data_path(args.test_video),
-                       args.max_frames or None, args.cross,
-                       demo_source if demo_source and demo_source.exists() else None)
+    results = evaluate(video, test_video, args.max_frames or None, inputs[2:],
+                       demo_source if demo_source and demo_source.exists() else None, models_dir=args.models_dir)
     rows, skeletons = results.pop("grid_frames"), results.pop("grid_skeletons")
     results["settings"]["seconds"] = time.perf_counter() - t0
     print(markdown(results))
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(finite(results), indent=2))
+    with atomic_path(args.json) as tmp:
+        tmp.write_text(json.dumps(finite(results), indent=2))
     write_image(args.grid, comparison_grid(skeletons, rows, rows=GRID_ROWS, cell=CELL))
     print(f"\nwrote {args.json} and {args.grid} in {results['settings']['seconds']:.0f} s")
     return 0

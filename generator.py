@@ -16,7 +16,8 @@ of its target person in that pose:
                       pose normalisation
 
 Learned generators (training.LearnedGenerator) add `train`, `save` and the class method
-`load`. The generator table (generators.py) numbers them all and says how each is made.
+`load`; their model files are named after the target and the generator, as
+models/<target>_<name>.pth (models/taichi1_pix2pix.pth), so that each target has its own. The generator table (generators.py) numbers them all and says how each is made.
 """
 import numbers
 
@@ -31,8 +32,10 @@ TARGET_KEYS = ("target", "image_size", "crop_margin", "crop_size", "target_stats
 class Generator:
     """The base of every generator: subclasses set `config` and implement `generate_batch`."""
 
+    name = None     # its name in the generator table, in --gen-type and in its model files' names
+    learned = False  # True: trained, and loaded from a model file (training.LearnedGenerator)
     config = {}
-    defaults = {}  # its settings with their defaults (a learned generator's; none here)
+    defaults = {}   # its settings with their defaults (a learned generator's; none here)
 
     def generate_batch(self, skeletons):
         """Skeletons in crop coordinates, (N, 33, 4) or (N, 26) -> (N, S, S, 3) BGR uint8 images."""
@@ -43,10 +46,9 @@ class Generator:
         return self.generate_batch(np.asarray(ske.landmarks)[None])[0]
 
     @classmethod
-    def model_file(cls, config):
-        """The file name in models/ that its trainer writes by default for `config`; None for a
-        generator made from the target's video rather than trained (nearest neighbour)."""
-        return None
+    def model_name(cls, config):
+        """Its name for `config` (a class may serve several rows of the table, by a setting)."""
+        return cls.name
 
     def reset(self):
         """Forget whatever is kept from frame to frame (called at a gap or a cut in the source,

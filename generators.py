@@ -4,7 +4,7 @@ The demo (`--gen-type`), the evaluation (one row per generator), the tests and e
 `--help` read this table, so adding a generator is one class (a module beside the others,
 subclassing generator.Generator or training.LearnedGenerator) plus one row here.
 
-    gen = make_generator("pix2pix")                              # models/DanceGenPix2Pix.pth
+    gen = make_generator("pix2pix", target="data/taichi1.mp4")   # models/taichi1_pix2pix.pth
     gen = make_generator(GEN_TYPE.NEAREST, target="data/taichi1.mp4")
 """
 from dataclasses import dataclass, field
@@ -16,7 +16,7 @@ from GenGAN import GenGAN
 from GenNearest import GenNearest
 from GenPix2Pix import GenPix2Pix
 from GenVanillaNN import GenVanillaNN
-from training import MODELS_DIR
+from training import MODELS_DIR, model_path
 from VideoReader import DanceError
 from VideoSkeleton import VideoSkeleton
 
@@ -24,36 +24,38 @@ from VideoSkeleton import VideoSkeleton
 @dataclass(frozen=True)
 class Row:
     number: int           # GEN_TYPE, as in the course code
-    name: str             # what --gen-type and the evaluation's rows call it
-    cls: type             # a Generator
+    cls: type             # a generator.Generator
     description: str
     config: dict = field(default_factory=dict)  # the settings its model must have (one class, two rows)
 
     @property
-    def model_file(self):
-        """Its model's file name in models/, or None when it is made from the target's video."""
-        return self.cls.model_file({**self.cls.defaults, **self.config})
+    def name(self):
+        """What --gen-type, the evaluation's rows and its model files call it."""
+        return self.cls.model_name({**self.cls.defaults, **self.config})
 
     @property
     def learned(self):
-        return self.model_file is not None
+        """Loaded from a model file (models/<target>_<name>.pth), rather than made from the target's video."""
+        return self.cls.learned
+
+    @property
+    def trainer(self):
+        """The command that trains it."""
+        options = "".join(f" --{k} {v}" for k, v in self.config.items())
+        return f"python {self.cls.__module__}.py TARGET.mp4{options}"
 
 
 TABLE = (
-    Row(1, "nearest", GenNearest, "the target frame whose pose is closest"),
-    Row(2, "vanilla_nn_ske", GenVanillaNN, "the seed's ConvTranspose stack from the 26-vector, 64x64",
-        {"input": "ske"}),
-    Row(3, "vanilla_nn_image", GenVanillaNN, "a small U-Net from the skeleton drawn at 64x64",
-        {"input": "image"}),
-    Row(4, "gan", GenGAN, "type 2's network against a conditional DCGAN critic, plus L1"),
-    Row(5, "pix2pix", GenPix2Pix, "a U-Net from a rich pose map, 128x128, trained pix2pixHD-style"),
+    Row(1, GenNearest, "the target frame whose pose is closest"),
+    Row(2, GenVanillaNN, "the seed's ConvTranspose stack from the 26-vector, 64x64", {"input": "ske"}),
+    Row(3, GenVanillaNN, "a small U-Net from the skeleton drawn at 64x64", {"input": "image"}),
+    Row(4, GenGAN, "type 2's network against a conditional DCGAN critic, plus L1"),
+    Row(5, GenPix2Pix, "a U-Net from a rich pose map, 128x128, trained pix2pixHD-style"),
 )
 DEFAULT = "pix2pix"  # the demo's generator: the best one measured by evaluate.py (README)
 
 # The numbers as an enum, named as in the course code (VANILLA_NN_Image is its spelling).
-GEN_TYPE = IntEnum("GEN_TYPE", [(row.name.upper(), row.number) for row in TABLE]
-                   + [("VANILLA_NN_Image", 3)])
-ROWS = {GEN_TYPE(row.number): row for row in TABLE}
+GEN_TYPE = IntEnum("GEN_TYPE", [(row.name.upper(), row.number) for row in TABLE] + [("VANILLA_NN_Image", 3)])
 
 
 def find(value):
@@ -80,15 +82,22 @@ def choices():
 def describe():
     """One line per generator, for --help."""
     return "\n".join(f"  {row.number} {row.name:<17} {row.description}"
-                     + (f" ({row.model_file})" if row.learned else " (from --target)") for row in TABLE)
+                     + (f" (models/<target>_{row.name}.pth)" if row.learned else " (from --target)")
+                     for row in TABLE)
 
 
-def make_generator(gen_type, target=None, model=None, frames=None):
-    """The generator of `gen_type`, checked to know its target and how that was framed.
+def available_models(row, models_dir=MODELS_DIR):
+    """The model files of a learned generator in `models_dir`, one per target trained."""
+    return sorted(p.name for p in Path(models_dir).glob(f"*_{row.name}.pth"))
 
-    A learned generator is loaded from `model` (default: its file in models/) and renders the
-    person it was trained on; `target` and `frames` are not used. Nearest neighbour is made
-    from `target` (a video path or a VideoSkeleton), searching `frames` of it (default: all)."""
+
+def make_generator(gen_type, target=None, model=None, frames=None, models_dir=MODELS_DIR):
+    """The generator of `gen_type` for the person of `target` (a video path or VideoSkeleton),
+    checked to know its target and how that was framed.
+
+    A learned generator is loaded from `model`, by default the target's model in `models_dir`
+    (models/<target>_<name>.pth); with `model` given it renders whoever that model was trained
+    on. Nearest neighbour is made from the target video, searching `frames` of it (default: all)."""
     row = find(gen_type)
     if not row.learned:
         if model is not None:
@@ -97,13 +106,27 @@ def make_generator(gen_type, target=None, model=None, frames=None):
         if target is None:
             raise DanceError(f"--gen-type {row.name} needs the target video (--target)")
         videoSke = target if isinstance(target, VideoSkeleton) else VideoSkeleton(target)
-        gen = row.cls(videoSke, indices=frames)
+        return row.cls(videoSke, indices=frames)
+    if model is None:
+        if target is None:
+            raise DanceError(f"--gen-type {row.name} needs a target (--target) or a model file (--model)")
+        name = target.filename if isinstance(target, VideoSkeleton) else Path(target)
+        model = model_path(name, row.name, models_dir)
+        if not model.exists():
+            there = available_models(row, models_dir)
+            raise DanceError(f"no {row.name} model of {name.stem} in {models_dir} ("
+                             + (f"there: {', '.join(there)}" if there else "none there")
+                             + f"); train one with {row.trainer.replace('TARGET.mp4', name.name)}, or pass --model")
+        found_by_target = name.stem
     else:
-        model = Path(model) if model is not None else MODELS_DIR / row.model_file
-        gen = row.cls.load(model)
-        for key, wanted in row.config.items():
-            if gen.config.get(key) != wanted:
-                raise DanceError(f"{model}: is a model of {key} '{gen.config.get(key)}', "
-                                 f"but --gen-type {row.name} needs {key} '{wanted}'")
-        check_config(gen.config, model)
+        found_by_target = None
+    gen = row.cls.load(model)
+    for key, wanted in row.config.items():
+        if gen.config.get(key) != wanted:
+            raise DanceError(f"{model}: is a model of {key} '{gen.config.get(key)}', "
+                             f"but --gen-type {row.name} needs {key} '{wanted}'")
+    check_config(gen.config, model)
+    if found_by_target is not None and gen.target_name != found_by_target:
+        raise DanceError(f"{model}: is named for {found_by_target} but renders {gen.config['target']} "
+                         f"(renamed?); give it its own name, or pass it with --model")
     return gen

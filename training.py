@@ -16,7 +16,11 @@ neighbour's on the same frames, saves the full training state every epoch and on
 """
 import argparse
 import logging
+import math
+import numbers
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -31,7 +35,8 @@ from Motion import video_pose_stats
 from nets import bgr_to_rgb_chw, images_to_tensor, pick_device, resize_all, rgb_chw_to_bgr, tensor_to_images
 from poses import PoseIndex, pose_images
 from Skeleton import reduced_vectors
-from VideoReader import PROJECT_DIR, DanceError, atomic_path, data_path, evenly_spaced, write_image
+from VideoReader import (PROJECT_DIR, DanceError, atomic_path, check_file, check_output, data_path, evenly_spaced,
+                         write_image)
 from VideoSkeleton import HELD_OUT, VideoSkeleton
 
 # ---- defaults: the settings every learned generator has (each one's module adds its own) ----
@@ -47,13 +52,16 @@ TRAIN_EVERY = 2           # train on every k-th frame of the training split (nei
 ADAM_BETAS = (0.5, 0.999)  # DCGAN's and pix2pix's: a short memory of the gradient suits adversarial games
 SAMPLE_ROWS = 8           # held-out poses in each epoch's sample grid
 CALIBRATION_FRAMES = 512  # training frames whose batch-norm statistics an EMA generator is given
+MIN_TRAIN_FRAMES = 8      # a target needs at least this many training frames with a person ...
+MIN_HELD_OUT = 2          # ... and this many held out, to be trained and validated at all
+NO_PROGRESS = {"step": 0, "sums": {}, "seconds": 0.0}  # how far into an epoch a training is
 # What `fit` records about the target in the config, beside the settings above.
 RECORDED_KEYS = ("target", "target_frames", "train_frames", "train_every", "target_stats", "crop_margin",
                  "crop_size")
 
 # ---- folders ----
 MODELS_DIR = PROJECT_DIR / "models"           # what the demo loads: weights + config, small
-CHECKPOINT_DIR = PROJECT_DIR / "checkpoints"  # full training state for --resume (git-ignored)
+CHECKPOINT_DIR = Path(os.environ.get("DANCE_CHECKPOINTS") or PROJECT_DIR / "checkpoints")  # for --resume (git-ignored)
 SAMPLES_DIR = PROJECT_DIR / "output" / "samples"
 
 log = logging.getLogger("dance")
@@ -94,10 +102,11 @@ class PoseDataset:
         to_float = lambda t: t[idx].to(device).float().div(127.5).sub(1.0)  # noqa: E731
         return {"vector": self.vectors[idx].to(device), "image": to_float(self.images), "pose": to_float(self.poses)}
 
-    def batches(self, batch_size, device, generator=None):
-        """Shuffled mini-batches over the whole set (the last, smaller one included)."""
+    def batches(self, batch_size, device, generator=None, skip=0):
+        """Shuffled mini-batches over the whole set (the last, smaller one included), less the
+        first `skip` of them (already trained on before an interruption)."""
         order = torch.randperm(len(self), generator=generator)
-        for start in range(0, len(self), batch_size):
+        for start in range(skip * batch_size, len(self), batch_size):
             yield self.batch(order[start:start + batch_size], device)
 
 
@@ -125,6 +134,35 @@ def load_checkpoint(path, kind):
     return state
 
 
+def model_path(target, name, models_dir=MODELS_DIR):
+    """Where a target's model of a generator lives: models/<target>_<name>.pth (each target its
+    own files, so that training on one person never writes over another's model)."""
+    return Path(models_dir) / f"{Path(target).stem}_{name}.pth"
+
+
+def check_settings(defaults, config):
+    """Each setting of the kind its default is (a whole number, a finite number, a string),
+    and the shared ones in range; a DanceError naming the first that is not."""
+    for key, default in defaults.items():
+        value = config[key]
+        if isinstance(default, str):
+            ok = isinstance(value, str)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok:
+            kind = "text" if isinstance(default, str) else "a whole number" if isinstance(default, int) else \
+                "a finite number"
+            raise DanceError(f"setting {key} = {value!r} must be {kind} (default {default!r})")
+    for key, low, high in (("lr", 0, 1), ("held_out", 0, 1)):
+        if not low < config[key] < high:
+            raise DanceError(f"setting {key} = {config[key]!r} must lie between {low} and {high}")
+    for key in ("batch_size", "image_size"):
+        if config[key] < 1:
+            raise DanceError(f"setting {key} = {config[key]!r} must be at least 1")
+
+
 # ---- the base class --------------------------------------------------------------------
 class LearnedGenerator(Generator):
     """A generator with networks trained on one target: `generate`, `generate_batch`, `reset`,
@@ -132,7 +170,8 @@ class LearnedGenerator(Generator):
 
     Subclasses set:
       kind         the name written into its files (a file says which class it holds)
-      file_name    its model file's name in models/ (what its trainer writes by default)
+      name         its name in the generator table (or `model_name(config)` when it depends
+                   on a setting): its model file is models/<target>_<name>.pth
       defaults     its own settings with their defaults (TRAINING_DEFAULTS come first)
       net_inputs   what its generator network reads of a batch: "vector" and/or "pose"
       shipped      attributes (networks) a model file holds, enough to generate
@@ -143,7 +182,7 @@ class LearnedGenerator(Generator):
     """
 
     kind = "LearnedGenerator"
-    file_name = None
+    learned = True
     defaults = {}
     net_inputs = ("vector",)
     shipped = ("netG",)
@@ -156,11 +195,12 @@ class LearnedGenerator(Generator):
         if unknown:
             raise DanceError(f"{self.kind} has no setting {', '.join(sorted(unknown))}; "
                              f"its settings are {', '.join(settings)}")
-        self.device = pick_device(device)
         self.config = {**settings, **config}
+        check_settings(settings, self.config)
+        self.device = pick_device(device)
         torch.manual_seed(self.config["seed"])
         self.build()
-        self.epoch, self.history = 0, []
+        self.epoch, self.history, self.partial = 0, [], dict(NO_PROGRESS)
 
     def build(self):
         """Create the networks and optimisers this config describes (netG and optG at least)."""
@@ -170,11 +210,6 @@ class LearnedGenerator(Generator):
     def inference_net(self):
         """The network that makes the images at inference."""
         return self.netG
-
-    @classmethod
-    def model_file(cls, config):
-        """The file name its trainer writes in models/ by default."""
-        return cls.file_name
 
     # -- inference --
     @torch.no_grad()
@@ -204,8 +239,11 @@ class LearnedGenerator(Generator):
     def state(self, training=True):
         """Everything to rebuild this generator (and, with training=True, to resume training)."""
         names = self.shipped + (self.resumable if training else ())
-        return {"kind": self.kind, "config": self.config, "epoch": self.epoch, "history": self.history,
-                **{name: getattr(self, name).state_dict() for name in names}}
+        state = {"kind": self.kind, "config": self.config, "epoch": self.epoch, "history": self.history,
+                 **{name: getattr(self, name).state_dict() for name in names}}
+        if training:
+            state["partial"] = self.partial  # how far into the next epoch it got
+        return state
 
     def load_state(self, state):
         for name in self.shipped:
@@ -214,6 +252,9 @@ class LearnedGenerator(Generator):
             if name in state:
                 getattr(self, name).load_state_dict(state[name])
         self.epoch, self.history = int(state["epoch"]), list(state["history"])
+        partial = state.get("partial", NO_PROGRESS)
+        self.partial = {"step": int(partial["step"]), "sums": {str(k): float(v) for k, v in partial["sums"].items()},
+                        "seconds": float(partial["seconds"])}
 
     def save(self, path, training=False):
         """Write a checkpoint: the shipped networks and the config (and, with training=True,
@@ -223,11 +264,20 @@ class LearnedGenerator(Generator):
     @classmethod
     def load(cls, path, device=None):
         state = load_checkpoint(path, cls.kind)
-        gen = cls(device=device, **state["config"])
+        try:
+            gen = cls(device=device, **state["config"])
+        except DanceError as e:
+            raise DanceError(f"{path}: {e}") from None
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            raise DanceError(f"{path}: its config does not describe a {cls.kind} ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:120]}); train it again") from None
         try:
             gen.load_state(state)
-        except (KeyError, RuntimeError, ValueError, TypeError) as e:
-            raise DanceError(f"{path}: its weights do not fit the model its config describes "
+            if not (isinstance(state["history"], list) and all(isinstance(h, dict) for h in state["history"])
+                    and isinstance(state["epoch"], int) and state["epoch"] >= 0):
+                raise ValueError("a damaged epoch count or training history")
+        except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as e:
+            raise DanceError(f"{path}: its weights or history do not fit the model its config describes "
                              f"({type(e).__name__}: {str(e).splitlines()[0][:120]}); train it again") from None
         return gen
 
@@ -310,16 +360,52 @@ def nearest_neighbour(videoSke, indices, size):
 
 
 # ---- the training loop -------------------------------------------------------------------
+class StopRequest:
+    """Ctrl-C during training asks the loop to stop after the current step, so that the state
+    it saves is a whole number of steps and --resume continues exactly where it stopped
+    (a second Ctrl-C stops at once, saving nothing more)."""
+
+    def __enter__(self):
+        self.requested = False
+        self._previous = signal.getsignal(signal.SIGINT)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.info("stopping after this step (Ctrl-C again to stop at once)")
+
+    def __exit__(self, *exc):
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def check_split(videoSke, held_out, every):
+    """(all training indices, held-out indices) of a target, or a DanceError when it has too few
+    frames with a person to train on and to validate on."""
+    train_idx, val_idx = videoSke.split(held_out)
+    if len(val_idx) < MIN_HELD_OUT or len(train_idx[::every]) < MIN_TRAIN_FRAMES:
+        raise DanceError(f"{videoSke.filename}: {len(videoSke)} frames with a person, {len(train_idx[::every])} to "
+                         f"train on (--every {every}) and {len(val_idx)} held out; training needs at least "
+                         f"{MIN_TRAIN_FRAMES} and {MIN_HELD_OUT}: use a longer video or a smaller --every")
+    return train_idx, val_idx
+
+
 def fit(gen, videoSke, epochs, every, checkpoint, out, progress=True):
     """Train `gen` on the target's training split until it has done `epochs` epochs.
 
     The final `held_out` fraction of the frames (by time) is never trained on: the
     validation L1 on it is logged each epoch, next to nearest neighbour's on the same
     frames. After each epoch the full state goes to `checkpoint` (for --resume) and a
-    sample grid to output/samples/; at the end the model goes to `out`. Ctrl-C saves
-    the state and stops."""
+    sample grid to output/samples/; at the end the model goes to `out`. Ctrl-C stops
+    after the current step and saves the state, with how far the epoch got: the data
+    order of each epoch is fixed by the seed and the epoch, so a resumed run takes the
+    same steps as one that was never interrupted."""
     size = gen.config["image_size"]
-    full_train_idx, val_idx = videoSke.split(gen.config["held_out"])
+    full_train_idx, val_idx = check_split(videoSke, gen.config["held_out"], every)
     train_idx = full_train_idx[::every]
     gen.config.update(target=str(videoSke.filename.name), target_frames=len(videoSke),
                       train_frames=len(train_idx), train_every=every,
@@ -335,38 +421,55 @@ def fit(gen, videoSke, epochs, every, checkpoint, out, progress=True):
     nn_l1 = validation_l1(nearest_neighbour(videoSke, full_train_idx, size), val)
     log.info("held-out L1 of nearest neighbour (the baseline to beat): %.4f", nn_l1)
 
-    rng = torch.Generator().manual_seed(gen.config["seed"] + gen.epoch)
     stem = Path(out).stem if out else gen.kind
-    try:
-        while gen.epoch < epochs:
-            t0, sums, steps = time.perf_counter(), {}, 0
-            bar = tqdm(train.batches(gen.config["batch_size"], gen.device, rng),
-                       total=-(-len(train) // gen.config["batch_size"]), disable=not progress,
-                       desc=f"epoch {gen.epoch + 1}/{epochs}", unit="batch", dynamic_ncols=True, leave=False)
-            for batch in bar:
-                losses = gen.train_step(batch)
-                steps += 1
-                for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
-            bar.close()
-            gen.end_epoch(train)
-            gen.epoch += 1
-            record = {"epoch": gen.epoch, **{k: v / max(steps, 1) for k, v in sums.items()},
-                      "val_l1": validation_l1(gen.generate_batch, val), "nearest_val_l1": nn_l1,
-                      "seconds": time.perf_counter() - t0}
-            gen.history.append(record)
-            log.info("epoch %d: %s", gen.epoch, "  ".join(
-                f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items() if k != "epoch"))
-            if checkpoint:
-                save_checkpoint(checkpoint, gen.state(training=True))
-            write_image(SAMPLES_DIR / f"{stem}_epoch{gen.epoch:03d}.png", sample_grid(gen, val))
-    except KeyboardInterrupt:
+    batch_size = gen.config["batch_size"]
+
+    def stop(message):
         if checkpoint:
             save_checkpoint(checkpoint, gen.state(training=True))
-            log.info("interrupted during epoch %d: state saved to %s; rerun with --resume to continue",
-                     gen.epoch + 1, checkpoint)
-        raise
+            log.info("%s during epoch %d (after %d steps): state saved to %s; rerun with --resume to "
+                     "continue", message, gen.epoch + 1, gen.partial["step"], checkpoint)
+
+    with StopRequest() as request:
+        try:
+            while gen.epoch < epochs:
+                part = gen.partial  # a resumed epoch starts where the interrupted one stopped
+                t0, sums, steps = time.perf_counter() - part["seconds"], dict(part["sums"]), part["step"]
+                order = torch.Generator().manual_seed(gen.config["seed"] + gen.epoch)
+                bar = tqdm(train.batches(batch_size, gen.device, order, skip=steps),
+                           initial=steps, total=-(-len(train) // batch_size), disable=not progress,
+                           desc=f"epoch {gen.epoch + 1}/{epochs}", unit="batch", dynamic_ncols=True, leave=False)
+                for batch in bar:
+                    losses = gen.train_step(batch)
+                    steps += 1
+                    for k, v in losses.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    gen.partial = {"step": steps, "sums": dict(sums), "seconds": time.perf_counter() - t0}
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+                    if request.requested:
+                        bar.close()
+                        stop("stopped")
+                        raise KeyboardInterrupt
+                bar.close()
+                gen.end_epoch(train)
+                gen.epoch += 1
+                gen.partial = dict(NO_PROGRESS)
+                record = {"epoch": gen.epoch, **{k: v / max(steps, 1) for k, v in sums.items()},
+                          "val_l1": validation_l1(gen.generate_batch, val), "nearest_val_l1": nn_l1,
+                          "seconds": time.perf_counter() - t0}
+                gen.history.append(record)
+                log.info("epoch %d: %s", gen.epoch, "  ".join(
+                    f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items() if k != "epoch"))
+                if checkpoint:
+                    save_checkpoint(checkpoint, gen.state(training=True))
+                write_image(SAMPLES_DIR / f"{stem}_epoch{gen.epoch:03d}.png", sample_grid(gen, val))
+                if request.requested:
+                    log.info("stopped after epoch %d; rerun with --resume to continue", gen.epoch)
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            if not request.requested:  # raised elsewhere (not by our handler): save what is whole
+                stop("interrupted")
+            raise
     if out:
         gen.save(out)
         log.info("saved %s (epoch %d)", out, gen.epoch)
@@ -374,12 +477,23 @@ def fit(gen, videoSke, epochs, every, checkpoint, out, progress=True):
 
 
 # ---- the trainers' command line ------------------------------------------------------------
+def model_target(path):
+    """The target video named in a model file's config, or None when it is no readable model."""
+    try:
+        config = torch.load(path, map_location="cpu", weights_only=True).get("config", {})
+        return config.get("target")
+    except Exception:
+        return None
+
+
 def train_main(gen_class, extra_args=None):
-    """The command line of a trainer: parse, build or resume the generator, train, save.
-    `extra_args(parser)` adds the generator's own options (each a key of its defaults)."""
+    """The command line of a trainer: parse, check every input and output, build or resume
+    the generator, train, save. `extra_args(parser)` adds the generator's own options (each
+    a key of its defaults)."""
     settings = {**TRAINING_DEFAULTS, **gen_class.defaults}
     parser = argparse.ArgumentParser(
-        description=f"Train {gen_class.kind} on a target video: {gen_class.__doc__.strip().splitlines()[0]}")
+        description=f"Train {gen_class.kind} on a target video: {gen_class.__doc__.strip().splitlines()[0]} "
+                    f"The model goes to models/<target>_<name>.pth.")
     parser.add_argument("video", nargs="?", default="taichi1.mp4", help="target video (default: taichi1.mp4)")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"total epochs to reach (default: {EPOCHS})")
     parser.add_argument("--every", type=int, default=TRAIN_EVERY,
@@ -388,9 +502,11 @@ def train_main(gen_class, extra_args=None):
                         help=f"frames per step (default: {settings['batch_size']})")
     parser.add_argument("--lr", type=float, default=settings["lr"], help=f"learning rate (default: {settings['lr']})")
     parser.add_argument("--seed", type=int, default=settings["seed"])
-    parser.add_argument("--out", help="where to write the trained model (default: models/<its file>.pth)")
+    parser.add_argument("--out", help="where to write the trained model (default: models/<target>_<name>.pth)")
+    parser.add_argument("--replace", action="store_true",
+                        help="write over a model of the same target already at the output path")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from checkpoints/<name>.pth (its settings, not these, apply)")
+                        help="continue from checkpoints/<model file name> (its settings apply)")
     parser.add_argument("--device", help="cuda or cpu (default: cuda when present)")
     if extra_args:
         extra_args(parser)
@@ -399,16 +515,39 @@ def train_main(gen_class, extra_args=None):
     if args.epochs < 1 or args.every < 1 or args.batch_size < 1:
         raise DanceError("--epochs, --every and --batch-size must be at least 1")
     options = {k: v for k, v in vars(args).items() if k not in
-               ("video", "epochs", "every", "out", "resume", "device")}
-    out = Path(args.out or MODELS_DIR / gen_class.model_file({**settings, **options}))
-    checkpoint = CHECKPOINT_DIR / out.name
+               ("video", "epochs", "every", "out", "replace", "resume", "device")}
+    check_settings(settings, {**settings, **options})
+    video = data_path(args.video)
+    check_file(video)
+    name = gen_class.model_name({**settings, **options})
+    out = check_output(args.out or model_path(video, name), (".pth",), "model", inputs=(video,))
+    checkpoint = check_output(CHECKPOINT_DIR / out.name, (".pth",), "checkpoint", inputs=(video, out))
+    if out.exists():  # never write over another target's model; over this target's only when asked
+        owner = model_target(out)
+        if owner != video.name:
+            raise DanceError(f"{out}: holds {'a model of ' + owner if owner else 'something that is not a model'}, "
+                             f"not of {video.name}; write this one elsewhere (--out)")
+        if not (args.replace or args.resume):
+            raise DanceError(f"{out}: a model of {video.name} is already there; pass --replace to write over "
+                             f"it, or --out FILE to keep both")
     torch.set_num_threads(os.cpu_count() or 1)
-    videoSke = VideoSkeleton(data_path(args.video))
     if args.resume:
+        if not checkpoint.exists():
+            raise DanceError(f"{checkpoint}: no checkpoint to resume (the state an interrupted training of "
+                             f"{out.name} leaves there); drop --resume to start one")
         gen = gen_class.load(checkpoint, device=args.device)
+        if gen.config.get("target") not in (None, video.name):
+            raise DanceError(f"{checkpoint}: continues a training on {gen.config['target']}, not on {video.name}; "
+                             f"drop --resume to start one")
+        changed = {k: v for k, v in options.items() if v != parser.get_default(k) and gen.config.get(k) != v}
+        if changed:
+            raise DanceError("--resume goes on with the checkpoint's settings; "
+                             + ", ".join(f"--{k.replace('_', '-')} {v} differs from its {gen.config.get(k)}"
+                                         for k, v in changed.items()) + "; drop them, or drop --resume")
         log.info("resuming %s from epoch %d", checkpoint, gen.epoch)
     else:
         gen = gen_class(device=args.device, **options)
+    videoSke = VideoSkeleton(video)
     t0 = time.perf_counter()
     gen.train(videoSke, epochs=args.epochs, every=args.every, checkpoint=checkpoint, out=out)
     last = gen.history[-1] if gen.history else {}

@@ -1,6 +1,7 @@
 """Shared fixtures: the real footage (from $DANCE_DATA or data/), short clips cut from it,
 and a private cache folder so tests never touch the project's own cache."""
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +13,22 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from VideoReader import VideoReader, data_dir  # noqa: E402
+
+
+def run(script, *args, env=None, cwd=ROOT):
+    """Run one of the project's scripts as a user would: (completed process with text output)."""
+    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True, text=True,
+                          timeout=300, cwd=cwd, env=None if env is None else {**os.environ, **env})
+
+
+def assert_one_line_error(result, *needles):
+    """Exit 2 and one error line, last on stderr; a progress bar may come before it, no traceback."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and lines[-1].startswith("error: "), result.stderr
+    assert sum("error" in line.lower() for line in lines) == 1, result.stderr
+    for needle in needles:
+        assert str(needle) in lines[-1], (needle, lines[-1])
 
 
 def write_clip(path, frames, fps=25.0):
@@ -34,15 +51,26 @@ def private_cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-@pytest.fixture(scope="session")
-def karate_path():
-    path = data_dir() / "karate1.mp4"
+def footage(name):
+    """A video of the data folder; skipped when it is not there, failed in CI (DANCE_REQUIRE_DATA)."""
+    path = data_dir() / name
     if not path.exists():
         message = f"{path} not found: set DANCE_DATA to the folder holding the videos"
         if os.environ.get("DANCE_REQUIRE_DATA"):
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def karate_path():
+    return footage("karate1.mp4")
+
+
+@pytest.fixture(scope="session")
+def taichi_path():
+    """The default target: 12,000 frames of person-centred 128x128 crops."""
+    return footage("taichi1.mp4")
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +83,32 @@ def karate_frames(karate_path):
 def clip(tmp_path, karate_frames):
     """A fresh 60-frame clip of karate1.mp4 for each test (tests may modify it)."""
     return write_clip(tmp_path / "clip.mp4", karate_frames)
+
+
+@pytest.fixture(scope="session")
+def clip_models(karate_frames, tmp_path_factory):
+    """A models folder holding one model of every learned generator of the table, each
+    trained for one epoch on the 60-frame clip (named clip.mp4): a target of our own."""
+    import training
+    from generators import TABLE
+    from VideoSkeleton import VideoSkeleton
+    root = tmp_path_factory.mktemp("clip_models")
+    saved = os.environ.get("DANCE_CACHE"), training.SAMPLES_DIR
+    os.environ["DANCE_CACHE"], training.SAMPLES_DIR = str(root / "cache"), root / "samples"
+    try:
+        target = VideoSkeleton(write_clip(root / "clip.mp4", karate_frames), progress=False)
+        for row in TABLE:
+            if row.learned:
+                gen = row.cls(device="cpu", **row.config)
+                gen.train(target, epochs=1, every=2, out=training.model_path(target.filename, row.name, root / "models"),
+                          progress=False)
+    finally:
+        training.SAMPLES_DIR = saved[1]
+        if saved[0] is None:
+            os.environ.pop("DANCE_CACHE")
+        else:
+            os.environ["DANCE_CACHE"] = saved[0]
+    return root / "models"
 
 
 @pytest.fixture

@@ -7,26 +7,11 @@ import numpy as np
 import pytest
 
 import DanceDemo as demo_module
-from conftest import ROOT
+from conftest import ROOT, assert_one_line_error, run
 from DanceDemo import DanceDemo
 from generators import GEN_TYPE, TABLE, parse_gen_type
 from VideoReader import DanceError, VideoReader
 from VideoSkeleton import VideoSkeleton
-
-
-def run(script, *args):
-    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
-
-
-def assert_one_line_error(result, *needles):
-    """Exit 2 and one error line, last on stderr; a progress bar may come before it, no traceback."""
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr and lines[-1].startswith("error: "), result.stderr
-    assert sum("error" in line.lower() for line in lines) == 1, result.stderr
-    for needle in needles:
-        assert str(needle) in lines[-1]
 
 
 def test_gen_type_accepts_numbers_and_names():
@@ -103,8 +88,8 @@ def test_cli_bad_video_files(bad_video, clip, tmp_path, private_cache):
 def test_cli_video_without_anybody(empty_scene, clip, tmp_path, private_cache):
     assert_one_line_error(run("VideoSkeleton.py", empty_scene), empty_scene, "no person found")
     out = tmp_path / "never.mp4"
-    assert_one_line_error(run("DanceDemo.py", "--source", empty_scene, "--target", clip, "--every", "5",
-                              "--output", out), empty_scene, "no person found")
+    assert_one_line_error(run("DanceDemo.py", "--source", empty_scene, "--target", clip, "--gen-type", "nearest",
+                              "--every", "5", "--output", out), empty_scene, "no person found")
     assert not out.exists() and not list(tmp_path.glob(".never*"))
     assert not list(private_cache.glob("empty_scene*"))
 
@@ -119,10 +104,10 @@ def test_cli_damaged_cache(clip, private_cache):
 
 @pytest.mark.parametrize("gen_type, model, message", [
     ("banana", None, "unknown --gen-type"),
-    ("2", "models/DanceGenVanillaFromImage.pth", "needs input 'ske'"),
-    ("gan", "models/DanceGenVanillaFromSke.pth", "not a GenGAN"),
+    ("2", "models/taichi1_vanilla_nn_image.pth", "needs input 'ske'"),
+    ("gan", "models/taichi1_vanilla_nn_ske.pth", "not a GenGAN"),
     ("3", "models/missing.pth", "no such model file"),
-    ("nearest", "models/DanceGenPix2Pix.pth", "--model is for the learned generators"),
+    ("nearest", "models/taichi1_pix2pix.pth", "--model is for the learned generators"),
     ("4", "README.md", "not a readable checkpoint")])
 def test_cli_generator_errors(clip, tmp_path, gen_type, model, message):
     out = tmp_path / "never.mp4"
