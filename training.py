@@ -464,7 +464,8 @@ def fit(gen, videoSke, epochs, every, checkpoint, out, progress=True):
                     save_checkpoint(checkpoint, gen.state(training=True))
                 write_image(SAMPLES_DIR / f"{stem}_epoch{gen.epoch:03d}.png", sample_grid(gen, val))
                 if request.requested:
-                    log.info("stopped after epoch %d; rerun with --resume to continue", gen.epoch)
+                    log.info("stopped after epoch %d%s", gen.epoch,
+                             f": state saved to {checkpoint}; rerun with --resume to continue" if checkpoint else "")
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
             if not request.requested:  # raised elsewhere (not by our handler): save what is whole
