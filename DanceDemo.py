@@ -69,6 +69,33 @@ def placeholder(frame, size):
     return panel
 
 
+def panel_transform(box, frame_size, panel):
+    """(scale, dx, dy) taking a crop's own coordinates ([0, 1] across the crop whose square is
+    `box` = x0, y0, side in the pixels of a frame of `frame_size`) to the pixels of a panel
+    showing that frame letterboxed into panel x panel."""
+    x0, y0, side = box
+    tw, th = frame_size
+    k = panel / max(tw, th)
+    return k * side, k * x0 + (panel - k * tw) / 2, k * y0 + (panel - k * th) / 2
+
+
+def place_crop(crop, box, frame_size, panel):
+    """A frame of `frame_size` (w, h), letterboxed into a panel x panel square, with `crop`
+    standing in its square `box` (x0, y0, side, frame pixels): what the demo's right panel
+    shows. Beyond the crop its edge pixels are extended; outside the frame is black."""
+    scale, dx, dy = panel_transform(box, frame_size, panel)
+    a = scale / crop.shape[0]
+    m = np.array([[a, 0, dx], [0, a, dy]], np.float32)
+    out = cv2.warpAffine(crop, m, (panel, panel), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    tw, th = frame_size
+    k = panel / max(tw, th)
+    ox, oy = (panel - k * tw) / 2, (panel - k * th) / 2
+    mask = np.zeros(out.shape[:2], bool)
+    mask[int(round(oy)):int(round(oy + k * th)), int(round(ox)):int(round(ox + k * tw))] = True
+    out[~mask] = 0  # letterbox bars: outside the target's frame
+    return out
+
+
 def load_track(path):
     """A skeleton track written by `VideoSkeleton.py --save-track`: a dict of arrays."""
     check_file(path, "skeleton track")
@@ -201,22 +228,10 @@ class DanceDemo:
         return source_stats, self.generator.config["target_stats"]
 
     def place(self, generated, box, landmarks):
-        """The right panel with normalisation: the target's frame (letterboxed into the panel),
-        the generated crop standing where the normalised skeleton stands; beyond the crop its
-        edge pixels are extended."""
+        """The right panel with normalisation: the generated crop standing in the target's
+        frame where the normalised skeleton stands (see `place_crop`)."""
         source, target = self.norm
-        x0, y0, side = normalised_box(box, landmarks, source, target)
-        tw, th = target["frame_size"]
-        k = self.panel / max(tw, th)
-        ox, oy = (self.panel - k * tw) / 2, (self.panel - k * th) / 2
-        a = k * side / generated.shape[0]
-        m = np.array([[a, 0, k * x0 + ox], [0, a, k * y0 + oy]], np.float32)
-        out = cv2.warpAffine(generated, m, (self.panel, self.panel), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REPLICATE)
-        mask = np.zeros(out.shape[:2], bool)
-        mask[int(round(oy)):int(round(oy + k * th)), int(round(ox)):int(round(ox + k * tw))] = True
-        out[~mask] = 0  # letterbox bars: outside the target's frame
-        return out
+        return place_crop(generated, normalised_box(box, landmarks, source, target), target["frame_size"], self.panel)
 
     def frames(self):
         """Yield one side-by-side picture per processed source frame."""

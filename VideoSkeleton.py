@@ -51,15 +51,15 @@ def cache_dir():
     return path
 
 
-def choose_detect_margin(frames):
-    """The detection border (0 or DETECT_MARGIN) for a video, from a sample of its frames:
-    the one with which static MediaPipe finds a person in more of them; no border on a tie.
+def choose_detect_margin(frames, margins=(0.0, DETECT_MARGIN)):
+    """The detection border (one of `margins`: 0 or DETECT_MARGIN) for a video, from a sample of
+    its frames: the one with which static MediaPipe finds a person in more of them; the first
+    (no border) on a tie.
 
     Why it depends on the video: the border helps when the person fills the frame (tight
     crops such as taichi1.mp4's, 128x128: tracking found 87% of 600 frames with no border,
     100% with 25%) and hurts when they are small in a large frame (karate1.mp4 padded into
     a 1080x1920 portrait frame: 58% of 50 frames with no border, 0% with 25%)."""
-    margins = (0.0, DETECT_MARGIN)
     counts = []
     for margin in margins:
         with PoseDetector(tracking=False, margin=margin) as det:

@@ -22,9 +22,25 @@ Per frame, then averaged:
               the demo drives them (smoothed, normalised into the target's frame, cropped):
               pose fidelity against the driving skeleton.
 
-Prints Markdown tables, writes every figure and the settings to JSON, and image grids.
+What users will do, which the held-out frames cannot show (they are the same session):
+  novelty     each driving pose's distance to the nearest training pose of the target
+              (poses.PoseIndex: nearest neighbour's position- and scale-free terms);
+              detection and joint error per novelty quartile, the quartile edges fixed
+              from the held-out poses and applied to the cross-person ones.
+  unseen      held-out skeletons edited into poses the target never made (poses.edit_pose:
+              arms up, out, in a V, elbows bent, a knee lifted, a kick, a low stance, a lean,
+              the mirror image; every bone kept at its length; seeded), re-cropped as the
+              demo crops: pose fidelity against the edited skeleton.
+  placed      at the size people watch: each crop placed into the target's frame as the
+              demo's right panel places it (256 px), re-detected there by one static
+              detector for every row, whose border is the one that finds the most real frames.
+  summary     per generator: held-out, most novel quartile, unseen edits, cross-person, placed.
 
-    python evaluate.py [VIDEO] [--test-video FILE] [--max-frames N] [--json F] [--grid F]
+Prints Markdown tables, writes every figure and the settings to JSON, and image grids: the
+held-out one (--grid), and beside it *_unseen (one edited pose of each family) and *_hardest
+(the most novel poses of all) with every generator's frame.
+
+    python evaluate.py [VIDEO] [--test-video FILE] [--max-frames N] [--models-dir D] [--json F] [--grid F]
 """
 import argparse
 import json
@@ -40,15 +56,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from DanceDemo import DEFAULT_SMOOTHER, DanceDemo
+from DanceDemo import DEFAULT_SMOOTHER, PANEL, DanceDemo, panel_transform, place_crop
 from generators import DEFAULT, TABLE, make_generator
-from Motion import SMOOTHERS, drive_track, video_pose_stats
+from Motion import SMOOTHERS, crop_landmarks, drive_track, video_pose_stats
 from nets import resize_all
+from poses import EDIT_FAMILIES, PoseIndex, unseen_poses
 from Skeleton import CROP_MARGIN, PoseDetector, Skeleton, reduced_vectors
 from training import MODELS_DIR, comparison_grid, model_path
 from VideoReader import (IMAGE_SUFFIXES, DanceError, VideoReader, atomic_path, check_output, cli_main, data_path,
-                         write_image)
-from VideoSkeleton import HELD_OUT, VideoSkeleton
+                         evenly_spaced, write_image)
+from VideoSkeleton import HELD_OUT, PROBE_FRAMES, VideoSkeleton, choose_detect_margin
 
 # ---- defaults ----
 DEFAULT_TARGET = "taichi1.mp4"
@@ -61,6 +78,10 @@ BOX_MARGIN = 0.1        # person box: the real skeleton's box grown by this frac
 REDETECT_MARGIN = 0.5
 SPEED_FRAMES = 200      # frames timed for generate() speed
 SMOOTHED = DEFAULT       # the demo's generator, also scored driven by each smoother (rows "pix2pix+median", ...)
+EDIT_BASES = 30         # held-out skeletons edited into each of poses.EDIT_FAMILIES (9): 270 unseen poses
+PLACED_EVERY = 3        # the placed protocol re-detects every 3rd test frame (at 256 px it costs the most)
+PLACED_MARGINS = (0.0, 0.25, 0.5)  # its border: the one that finds the most real frames (see placed_detector)
+HARDEST = 8             # poses in the picture of the most novel ones
 GRID_ROWS = 6
 CELL = 128
 SEED = 0
@@ -119,20 +140,73 @@ def flicker(frames):
     return float(np.abs(np.diff(f, axis=0)).mean()) if len(f) > 1 else float("nan")
 
 
-def pose_fidelity(images, skeletons, detector):
-    """Detection rate of MediaPipe on `images`, and mean joint error in pixels over the 13
-    reduced joints against `skeletons` (the driving ones, in the images' normalised
-    coordinates, (N, 26) or (N, 33, 4)) over the detected ones."""
-    found, errors = 0, []
-    for im, vec in zip(images, reduced_vectors(skeletons)):
+def detections(images, skeletons, detector):
+    """MediaPipe on each of `images`: (found (N,) bool, mean error in pixels over the 13 reduced
+    joints against `skeletons` (the driving ones, in the images' normalised coordinates, (N, 26)
+    or (N, 33, 4)), NaN where nobody was found)."""
+    found, errors = np.zeros(len(images), bool), np.full(len(images), np.nan)
+    for k, (im, vec) in enumerate(zip(images, reduced_vectors(skeletons))):
         ske = detector.detect(im)
-        if ske is None:
-            continue
-        found += 1
-        size = np.array(im.shape[1::-1], np.float32)
-        errors.append(float(np.linalg.norm((ske.reduced() - vec.reshape(-1, 2)) * size, axis=1).mean()))
-    return {"detection_rate": found / max(len(images), 1),
-            "joint_error_px": float(np.mean(errors)) if errors else float("nan"), "frames": len(images)}
+        if ske is not None:
+            size = np.array(im.shape[1::-1], np.float32)
+            found[k] = True
+            errors[k] = float(np.linalg.norm((ske.reduced() - vec.reshape(-1, 2)) * size, axis=1).mean())
+    return found, errors
+
+
+def fidelity(found, errors, where=None):
+    """Detection rate and mean joint error (over the detected) of `detections`' results, on the
+    frames `where` selects (a boolean mask; all by default)."""
+    if where is not None:
+        found, errors = found[where], errors[where]
+    return {"detection_rate": float(found.mean()) if len(found) else float("nan"),
+            "joint_error_px": float(np.mean(errors[found])) if found.any() else float("nan"),
+            "frames": int(len(found))}
+
+
+def pose_fidelity(images, skeletons, detector):
+    """Detection rate of MediaPipe on `images`, and mean joint error in pixels against the
+    driving `skeletons` over the detected ones (see `detections`)."""
+    return fidelity(*detections(images, skeletons, detector))
+
+
+# ---- what users do: poses the target never made, frames at the size people watch ------------
+def novelty_quartiles(novelty, edges):
+    """The quartile (0-3) of each pose's novelty, by the held-out set's quartile `edges`."""
+    return np.searchsorted(edges, novelty, side="right")
+
+
+def by_quartile(found, errors, quartile):
+    """`fidelity` per novelty quartile: a list of four rows."""
+    return [fidelity(found, errors, quartile == q) for q in range(4)]
+
+
+def placed_panels(frames, skeletons, boxes, frame_size, panel=PANEL):
+    """The second protocol's pictures: each crop (N, S, S, 3) placed into its target's frame
+    exactly as the demo's right panel places it (DanceDemo.place_crop, `panel` pixels), with the
+    driving skeletons mapped into the panel: (panels, skeletons normalised to the panel)."""
+    panels, targets = [], []
+    for crop, lm, box in zip(frames, skeletons, boxes):
+        panels.append(place_crop(crop, box, frame_size, panel))
+        scale, dx, dy = panel_transform(box, frame_size, panel)
+        mapped = np.asarray(lm, np.float32).copy()
+        mapped[:, 0], mapped[:, 1] = (mapped[:, 0] * scale + dx) / panel, (mapped[:, 1] * scale + dy) / panel
+        targets.append(mapped)
+    return panels, np.stack(targets)
+
+
+def placed_detector(real_panels):
+    """The static detector of the placed protocol, one for every row: its border is the one of
+    PLACED_MARGINS that finds the person in most of the real frames' panels (as extraction
+    chooses its border): a tight target frame needs one, a large frame with a small person not."""
+    margin = choose_detect_margin([real_panels[i] for i in evenly_spaced(len(real_panels), PROBE_FRAMES)],
+                                  PLACED_MARGINS)
+    return PoseDetector(tracking=False, margin=margin), margin
+
+
+def placed(frames, skeletons, boxes, frame_size, detector, panel=PANEL):
+    """`detections` of the placed protocol: joint errors in panel pixels."""
+    return detections(*placed_panels(frames, skeletons, boxes, frame_size, panel), detector)
 
 
 # ---- generators ----------------------------------------------------------------------------
@@ -146,7 +220,7 @@ def load_generators(videoSke, train_idx, models_dir=MODELS_DIR):
         if path is not None and not path.exists():
             log.warning("skipping %s: no %s", row.name, path)
             continue
-        gen = make_generator(row, target=videoSke, model=path, frames=train_idx)
+        gen = make_generator(row, target=videoSke, frames=train_idx, models_dir=models_dir)
         if gen.config["crop_margin"] != videoSke.settings["crop_margin"]:
             log.warning("%s was made from crops with margin %s, the test frames are cut with %s: its "
                         "appearance figures compare differently framed pictures", row.name,
@@ -196,16 +270,18 @@ def score(frames, real, skeletons, real_flicker, detector):
     vectors = reduced_vectors(skeletons)
     per_frame = [appearance(f, r, v) for f, r, v in zip(frames, real, vectors)]
     row = {k: float(np.mean([p[k] for p in per_frame])) for k in per_frame[0]}
-    row.update(pose_fidelity(frames, vectors, detector))
+    found, errors = detections(frames, vectors, detector)
+    row.update(fidelity(found, errors))
     row["flicker"] = flicker(frames)
     row["flicker_ratio"] = row["flicker"] / real_flicker
-    return row
+    return row, (found, errors)
 
 
 def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES, demo_source=None,
              models_dir=MODELS_DIR, smoothers=tuple(m for m in SMOOTHERS if m != "none"), progress=True):
     """Every figure, as a dict (see the module docstring)."""
     torch.manual_seed(SEED)
+    t0 = time.perf_counter()
     videoSke = VideoSkeleton(target, progress=progress)
     train_idx, test_idx = videoSke.split()
     if test_video:
@@ -240,15 +316,70 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
             name = f"{SMOOTHED}+{smoother}"
             drivers[name] = drive(test, test_idx, smoother)
             rows[name], makers[name] = outputs(gens[SMOOTHED], drivers[name], size), gens[SMOOTHED]
+    per_frame = {}  # name -> (found, errors) on each test frame
     for name, frames in tqdm(rows.items(), desc="scoring", disable=not progress):
-        row = score(frames, real, drivers[name], real_flicker, detector)
+        row, per_frame[name] = score(frames, real, drivers[name], real_flicker, detector)
         row["native_size"] = size if makers[name] is None else makers[name].config["image_size"]
         if name in gens:
             row.update(speed(gens[name], skeletons))
         results["rows"][name] = row
     results["grid_frames"] = {k: v for k, v in rows.items() if k == "real" or k in gens}
     results["grid_skeletons"] = skeletons
+    seconds = {"held_out": time.perf_counter() - t0}
+    scored = ["real", *gens]  # the rows of the novelty and placed tables
 
+    # Pose novelty: each driving pose's distance to the nearest training pose of the target,
+    # position and scale normalised away as nearest neighbour does; quartile edges from the
+    # held-out poses, applied to every other set.
+    t = time.perf_counter()
+    index = PoseIndex(videoSke.vectors()[train_idx])
+    held_novelty = index.novelty(skeletons)
+    edges = np.percentile(held_novelty, (25, 50, 75))
+    held_q = novelty_quartiles(held_novelty, edges)
+    novelty = {"edges": [float(e) for e in edges], "held_out_median": float(np.median(held_novelty)),
+               "rows": {name: {"held_out": by_quartile(*per_frame[name], held_q)} for name in scored}, "clips": {}}
+    hardest = []  # (novelty, driving skeleton, {generator: frame}) candidates for the picture
+
+    def keep_hardest(nov, driven, frames_by_gen):
+        for i in np.argsort(-nov)[:HARDEST]:
+            hardest.append((float(nov[i]), driven[i], {n: f[i] for n, f in frames_by_gen.items()}))
+
+    # Unseen poses: held-out skeletons edited into poses the target never made (bone lengths kept),
+    # re-cropped as the demo crops; no ground truth image, so pose fidelity only.
+    edited, families = unseen_poses(skeletons, EDIT_BASES, SEED)
+    edited = np.stack([crop_landmarks(lm, (size, size), CROP_MARGIN)[0] for lm in edited])
+    families, edit_novelty = np.array(families), index.novelty(edited)
+    unseen = {"settings": {"bases": EDIT_BASES, "families": list(EDIT_FAMILIES), "poses": int(len(edited)),
+                           "seed": SEED},
+              "novelty_median": float(np.median(edit_novelty)),
+              "beyond_held_out_q3": float(np.mean(edit_novelty > edges[2])), "rows": {}}
+    edit_frames = {}
+    for name, gen in gens.items():
+        edit_frames[name] = outputs(gen, edited, size)
+        found, errors = detections(edit_frames[name], edited, detector)
+        unseen["rows"][name] = {**fidelity(found, errors),
+                                "families": {f: fidelity(found, errors, families == f) for f in EDIT_FAMILIES}}
+    keep_hardest(edit_novelty, edited, edit_frames)
+    per_family = min(len(EDIT_FAMILIES), len(edited) // len(EDIT_FAMILIES))  # one of each family, each from another base
+    results["unseen_grid"] = (edited[[k * len(EDIT_FAMILIES) + k for k in range(per_family)]],
+                              {n: f[[k * len(EDIT_FAMILIES) + k for k in range(per_family)]] for n, f in edit_frames.items()})
+    seconds["unseen"] = time.perf_counter() - t
+
+    # At the size people watch: each crop placed into the target's frame as the demo's right panel
+    # places it, at the panel's size, and re-detected there.
+    t = time.perf_counter()
+    sub = np.arange(0, len(test_idx), PLACED_EVERY)
+    boxes = test.boxes[test_idx][sub]
+    at_size, margin = placed_detector(placed_panels(real[sub], skeletons[sub], boxes, test.frame_size)[0])
+    with at_size:
+        results["placed"] = {"settings": {"panel": PANEL, "every": PLACED_EVERY, "frames": int(len(sub)),
+                                          "redetect_margin": margin, "frame_size": list(test.frame_size)},
+                             "rows": {name: fidelity(*placed(rows[name][sub], drivers[name][sub], boxes,
+                                                             test.frame_size, at_size)) for name in scored}}
+    seconds["placed"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    pooled = {name: [] for name in gens}  # (found, errors, quartile) per cross-person clip
     for source in cross or ():
         path = data_path(source)
         if not path.exists():
@@ -257,16 +388,45 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
         src = VideoSkeleton(path, size=size, progress=progress)
         idx = np.arange(len(src))[:max_frames] if max_frames else np.arange(len(src))
         driven = drive(src, idx, DEFAULT_SMOOTHER, target=videoSke)
-        results["cross"][path.name] = {name: pose_fidelity(outputs(gen, driven, size), driven, detector)
-                                       for name, gen in gens.items()}
+        nov = index.novelty(driven)
+        q = novelty_quartiles(nov, edges)
+        novelty["clips"][path.name] = {"median": float(np.median(nov)),
+                                       "quartile_shares": [float(np.mean(q == k)) for k in range(4)]}
+        table, frames_by_gen = {}, {}
+        for name, gen in gens.items():
+            frames_by_gen[name] = outputs(gen, driven, size)
+            found, errors = detections(frames_by_gen[name], driven, detector)
+            table[name] = fidelity(found, errors)
+            pooled[name].append((found, errors, q))
+        results["cross"][path.name] = table
+        keep_hardest(nov, driven, frames_by_gen)
+    for name in gens:
+        if pooled[name]:
+            found, errors, q = (np.concatenate(x) for x in zip(*pooled[name]))
+            novelty["rows"][name]["cross"] = by_quartile(found, errors, q)
+            novelty["rows"][name]["cross_all"] = fidelity(found, errors)
     detector.close()
+    seconds["cross"] = time.perf_counter() - t
+    results["novelty"], results["unseen"] = novelty, unseen
+    hardest.sort(key=lambda h: -h[0])
+    top = hardest[:HARDEST]
+    results["hardest_grid"] = (np.stack([h[1] for h in top]), {n: np.stack([h[2][n] for h in top]) for n in gens}) \
+        if top else None
+    results["summary"] = {name: {
+        "held_out": fidelity(*per_frame[name]), "novel_q4": novelty["rows"][name]["held_out"][3],
+        "unseen": {k: unseen["rows"][name][k] for k in ("detection_rate", "joint_error_px", "frames")},
+        "cross": novelty["rows"][name].get("cross_all"), "placed": results["placed"]["rows"][name]}
+        for name in gens}
 
+    t = time.perf_counter()
     if demo_source:
         for name in gens:
             with tempfile.TemporaryDirectory() as tmp:
                 demo = DanceDemo(demo_source, name, target=target, model=model_files.get(name))
                 stats = demo.draw(output=Path(tmp) / "demo.mp4")
             results["rows"][name]["demo_fps"] = stats["fps"]
+    seconds["demo"] = time.perf_counter() - t
+    results["settings"]["part_seconds"] = seconds
     return results
 
 
@@ -274,6 +434,8 @@ def finite(value):
     """The results with inf and nan as None, so the JSON is strict (PSNR of identical frames is inf)."""
     if isinstance(value, dict):
         return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
@@ -297,11 +459,65 @@ def markdown(results):
                      f"{100 * r['detection_rate']:.1f}% | {r['joint_error_px']:.2f} | "
                      f"{r['flicker']:.4f} ({r['flicker_ratio']:.2f}x of {real_flicker:.4f}) | {fps} | {demo} |")
     for source, table in results["cross"].items():
+        nov = results["novelty"]["clips"][source]
         lines += ["", f"Cross-person: {source} drives the target ({next(iter(table.values()))['frames']} frames, "
-                      f"as the demo drives it: {s['cross_smoother']}-smoothed, normalised, cropped)", "",
+                      f"as the demo drives it: {s['cross_smoother']}-smoothed, normalised, cropped); pose novelty: "
+                      f"median {nov['median']:.3f}, {100 * nov['quartile_shares'][3]:.0f}% of its poses beyond the "
+                      f"held-out third quartile", "",
                   "| generator | detected | joint err (px) |", "|---|---|---|"]
-        lines += [f"| {n} | {100 * r['detection_rate']:.1f}% | {r['joint_error_px']:.2f} |" for n, r in table.items()]
-    return "\n".join(lines)
+        lines += [f"| {n} | {pct(r)} | {r['joint_error_px']:.2f} |" for n, r in table.items()]
+    return "\n".join(lines + [""] + what_users_do(results))
+
+
+def pct(row):
+    return f"{100 * row['detection_rate']:.1f}%"
+
+
+def cell(row):
+    """'detected / joint error' of a fidelity row, for the wide tables."""
+    if row is None or not row["frames"]:
+        return "-"
+    return f"{pct(row)} / " + ("-" if np.isnan(row["joint_error_px"]) else f"{row['joint_error_px']:.1f}")
+
+
+def what_users_do(results):
+    """The tables of poses the target never made and of frames at the size people watch."""
+    nov, unseen, placed_ = results["novelty"], results["unseen"], results["placed"]
+    e1, e2, e3 = nov["edges"]
+    lines = [f"Pose novelty: each driving pose's distance to the nearest training pose of the target (mean "
+             f"joint distance, position and scale removed, in units of the pose's RMS spread). Quartile edges "
+             f"from the held-out poses: {e1:.3f} / {e2:.3f} / {e3:.3f} (median {nov['held_out_median']:.3f}). "
+             f"Cells: detected / joint error (px).", "",
+             "| generator | held-out Q1 | Q2 | Q3 | Q4 (most novel) | cross-person Q1 | Q2 | Q3 | Q4 |",
+             "|---|" + "---|" * 8]
+    for name, r in nov["rows"].items():
+        cross = r.get("cross") or [None] * 4
+        lines.append(f"| {name} | " + " | ".join(cell(x) for x in r["held_out"] + cross) + " |")
+    u = unseen["settings"]
+    lines += ["", f"Unseen poses: {u['poses']} held-out skeletons edited (seed {u['seed']}, every bone's length kept) "
+                  f"into poses the target never made; median novelty {unseen['novelty_median']:.3f}, "
+                  f"{100 * unseen['beyond_held_out_q3']:.0f}% beyond the held-out third quartile. Pose fidelity "
+                  f"against the edited skeleton; cells: detected / joint error (px).", "",
+              "| generator | all | " + " | ".join(u["families"]) + " |", "|---|---|" + "---|" * len(u["families"])]
+    for name, r in unseen["rows"].items():
+        lines.append(f"| {name} | {cell(r)} | " + " | ".join(cell(r["families"][f]) for f in u["families"]) + " |")
+    p = placed_["settings"]
+    lines += ["", f"At the size people watch: one test frame in {p['every']}, its crop placed into the target's "
+                  f"{p['frame_size'][0]}x{p['frame_size'][1]} frame as the demo's {p['panel']}x{p['panel']} right "
+                  f"panel places it, re-detected there ({p['frames']} frames; one static detector for every row, "
+                  f"its border {p['redetect_margin']:g}, the one of {', '.join(f'{m:g}' for m in PLACED_MARGINS)} "
+                  f"that finds the most real frames); joint error in panel pixels.", "",
+              "| generator | crop: detected / err (px of 128) | placed: detected / err (px of the panel) |",
+              "|---|---|---|"]
+    for name, r in placed_["rows"].items():
+        lines.append(f"| {name} | {cell(results['rows'][name])} | {cell(r)} |")
+    lines += ["", "Summary: detected / joint error (px) of each generator on what users will do.", "",
+              "| generator | held-out | held-out, most novel quartile | unseen edits | cross-person (all clips) "
+              "| placed |", "|---|---|---|---|---|---|"]
+    for name, r in results["summary"].items():
+        lines.append(f"| {name} | " + " | ".join(cell(r[k]) for k in ("held_out", "novel_q4", "unseen", "cross",
+                                                                       "placed")) + " |")
+    return lines
 
 
 def main():
@@ -335,17 +551,24 @@ def main():
     if demo_source is not None and demo_source.exists():
         VideoReader(demo_source).release()
     check_output(args.json, (".json",), "figures file", inputs)
-    check_output(args.grid, IMAGE_SUFFIXES, "image grid", inputs)
+    grid = check_output(args.grid, IMAGE_SUFFIXES, "image grid", inputs)
+    unseen_grid, hardest_grid = (grid.with_name(f"{grid.stem}_{part}{grid.suffix}") for part in ("unseen", "hardest"))
     t0 = time.perf_counter()
     results = evaluate(video, test_video, args.max_frames or None, inputs[2:],
                        demo_source if demo_source and demo_source.exists() else None, models_dir=args.models_dir)
     rows, skeletons = results.pop("grid_frames"), results.pop("grid_skeletons")
+    pictures = {unseen_grid: results.pop("unseen_grid"), hardest_grid: results.pop("hardest_grid")}
     results["settings"]["seconds"] = time.perf_counter() - t0
     print(markdown(results))
     with atomic_path(args.json) as tmp:
         tmp.write_text(json.dumps(finite(results), indent=2))
     write_image(args.grid, comparison_grid(skeletons, rows, rows=GRID_ROWS, cell=CELL))
-    print(f"\nwrote {args.json} and {args.grid} in {results['settings']['seconds']:.0f} s")
+    for path, picture in pictures.items():
+        if picture is not None and len(picture[0]):
+            write_image(path, comparison_grid(picture[0], picture[1], rows=len(picture[0]), cell=CELL))
+    parts = ", ".join(f"{k} {v:.0f} s" for k, v in results["settings"]["part_seconds"].items())
+    print(f"\nwrote {args.json}, {args.grid}, {unseen_grid} and {hardest_grid} in "
+          f"{results['settings']['seconds']:.0f} s ({parts})")
     return 0
 
 

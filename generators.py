@@ -91,6 +91,21 @@ def available_models(row, models_dir=MODELS_DIR):
     return sorted(p.name for p in Path(models_dir).glob(f"*_{row.name}.pth"))
 
 
+def target_model(row, target, models_dir=MODELS_DIR):
+    """(path, target name) of the model of a learned generator for `target` (a video path or
+    VideoSkeleton): models/<target>_<name>.pth; a DanceError listing what is there when missing."""
+    if target is None:
+        raise DanceError(f"--gen-type {row.name} needs a target (--target) or a model file (--model)")
+    video = target.filename if isinstance(target, VideoSkeleton) else Path(target)
+    path = model_path(video, row.name, models_dir)
+    if not path.exists():
+        there = available_models(row, models_dir)
+        raise DanceError(f"no {row.name} model of {video.stem} in {models_dir} ("
+                         + (f"there: {', '.join(there)}" if there else "none there")
+                         + f"); train one with {row.trainer.replace('TARGET.mp4', video.name)}, or pass --model")
+    return path, video.stem
+
+
 def make_generator(gen_type, target=None, model=None, frames=None, models_dir=MODELS_DIR):
     """The generator of `gen_type` for the person of `target` (a video path or VideoSkeleton),
     checked to know its target and how that was framed.
@@ -107,26 +122,16 @@ def make_generator(gen_type, target=None, model=None, frames=None, models_dir=MO
             raise DanceError(f"--gen-type {row.name} needs the target video (--target)")
         videoSke = target if isinstance(target, VideoSkeleton) else VideoSkeleton(target)
         return row.cls(videoSke, indices=frames)
+    named_for = None  # the target whose name the model file was found by
     if model is None:
-        if target is None:
-            raise DanceError(f"--gen-type {row.name} needs a target (--target) or a model file (--model)")
-        name = target.filename if isinstance(target, VideoSkeleton) else Path(target)
-        model = model_path(name, row.name, models_dir)
-        if not model.exists():
-            there = available_models(row, models_dir)
-            raise DanceError(f"no {row.name} model of {name.stem} in {models_dir} ("
-                             + (f"there: {', '.join(there)}" if there else "none there")
-                             + f"); train one with {row.trainer.replace('TARGET.mp4', name.name)}, or pass --model")
-        found_by_target = name.stem
-    else:
-        found_by_target = None
+        model, named_for = target_model(row, target, models_dir)
     gen = row.cls.load(model)
     for key, wanted in row.config.items():
         if gen.config.get(key) != wanted:
             raise DanceError(f"{model}: is a model of {key} '{gen.config.get(key)}', "
                              f"but --gen-type {row.name} needs {key} '{wanted}'")
     check_config(gen.config, model)
-    if found_by_target is not None and gen.target_name != found_by_target:
-        raise DanceError(f"{model}: is named for {found_by_target} but renders {gen.config['target']} "
+    if named_for is not None and gen.target_name != named_for:
+        raise DanceError(f"{model}: is named for {named_for} but renders {gen.config['target']} "
                          f"(renamed?); give it its own name, or pass it with --model")
     return gen

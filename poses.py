@@ -58,11 +58,24 @@ class PoseIndex:
     def nearest(self, skeletons):
         """Labels of the closest bank pose for skeletons given as (N, 26), (N, 33, 4) or a
         list of Skeletons / 26-vectors."""
+        return self.query(skeletons)[0]
+
+    def novelty(self, skeletons):
+        """How far each skeleton's pose is from the closest bank pose (mean joint distance, in
+        units of the pose's RMS spread): 0 for a pose of the bank, larger for poses it never held."""
+        return self.query(skeletons)[1]
+
+    def query(self, skeletons):
+        """(labels of the closest bank poses, their distances), one each per skeleton."""
         vectors = reduced_vectors(np.stack([np.asarray(s, dtype=np.float32) for s in skeletons]))
         query = normalise_poses(vectors)
         chunk = max(1, SEARCH_CHUNK // len(self.bank))
-        best = [pose_distances(query[i:i + chunk], self.bank).argmin(axis=1) for i in range(0, len(query), chunk)]
-        return self.labels[np.concatenate(best)]
+        best, dist = [], []
+        for i in range(0, len(query), chunk):
+            d = pose_distances(query[i:i + chunk], self.bank)
+            best.append(d.argmin(axis=1))
+            dist.append(d.min(axis=1))
+        return self.labels[np.concatenate(best)], np.concatenate(dist)
 
 
 # ---- drawing: the stick figure -------------------------------------------------------------
@@ -127,3 +140,121 @@ def pose_maps(skeletons, size):
     for k, lm in enumerate(landmarks):
         out[k] = pose_map(lm, size)
     return out
+
+
+# ---- unseen poses: edits of real skeletons that keep every bone's length -------------------
+# Limb chains from the body outwards: (root, middle, end joint, the points that move with the
+# end: hand points with the wrist, foot points with the ankle).
+ARMS = {"left": (11, 13, 15, (17, 19, 21)), "right": (12, 14, 16, (18, 20, 22))}
+LEGS = {"left": (23, 25, 27, (29, 31)), "right": (24, 26, 28, (30, 32))}
+# Pairs of landmarks whose distance is a bone's length (limbs, hands, feet, the torso's sides).
+BONES_33 = tuple((a, b) for chains in (ARMS, LEGS) for root, mid, end, tips in chains.values()
+                 for a, b in ((root, mid), (mid, end), *((end, t) for t in tips))) \
+    + ((11, 12), (23, 24), (11, 23), (12, 24))
+# Each landmark's mirror twin (left <-> right), for the mirror image.
+MIRROR = (0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19, 22, 21, 24, 23, 26, 25,
+          28, 27, 30, 29, 32, 31)
+UP, DOWN = np.array([0.0, -1.0]), np.array([0.0, 1.0])  # image y grows downwards
+EDIT_JITTER = 10.0  # degrees: each edit's angles vary by up to this much, seeded
+
+
+def _turn(vector, degrees):
+    """A 2-vector rotated by `degrees` (positive: from +x towards +y, i.e. clockwise on screen)."""
+    a = np.radians(degrees)
+    return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]) @ vector
+
+
+def _aim(lm, pivot, ids, direction):
+    """Rotate landmarks `ids` rigidly about landmark `pivot` so that the bone pivot -> ids[0]
+    points along `direction`. Distances among `ids` and to the pivot are kept."""
+    bone = lm[ids[0], :2] - lm[pivot, :2]
+    angle = np.arctan2(direction[1], direction[0]) - np.arctan2(bone[1], bone[0])
+    c, s = np.cos(angle), np.sin(angle)
+    d = lm[list(ids), :2] - lm[pivot, :2]
+    lm[list(ids), :2] = lm[pivot, :2] + d @ np.array([[c, s], [-s, c]], np.float32)
+
+
+def _outward(lm, side):
+    """+1 or -1: the image x direction away from the body on `side` (from the other shoulder)."""
+    this, other = ARMS[side][0], ARMS["right" if side == "left" else "left"][0]
+    return 1.0 if lm[this, 0] >= lm[other, 0] else -1.0
+
+
+def _arms(lm, direction_of, sides=("left", "right")):
+    """Each arm straight along direction_of(side); returns the ids moved."""
+    moved = []
+    for side in sides:
+        root, mid, end, tips = ARMS[side]
+        direction = direction_of(side)
+        _aim(lm, root, (mid, end, *tips), direction)
+        _aim(lm, mid, (end, *tips), direction)
+        moved += [mid, end, *tips]
+    return moved
+
+
+def _leg(lm, side, thigh, shin):
+    root, mid, end, tips = LEGS[side]
+    _aim(lm, root, (mid, end, *tips), thigh)
+    _aim(lm, mid, (end, *tips), shin)
+    return [mid, end, *tips]
+
+
+def edit_pose(landmarks, family, rng):
+    """One real skeleton (33, 4) edited into a pose of `family` (see EDIT_FAMILIES), every bone
+    kept at its length (rigid turns of limb chains about their joints; the whole body for a
+    lean; the mirror image swaps the sides). Returns (edited landmarks, ids of those that moved)."""
+    lm = np.asarray(landmarks, np.float32).copy()
+    j = rng.uniform(-EDIT_JITTER, EDIT_JITTER)
+    side = ("left", "right")[rng.integers(2)]
+    out = lambda s: _outward(lm, s)  # noqa: E731
+    if family == "arms_up":       # both arms straight up, a little apart
+        moved = _arms(lm, lambda s: _turn(UP, out(s) * (15 + j)))
+    elif family == "arms_out":    # both arms straight out sideways
+        moved = _arms(lm, lambda s: _turn(np.array([out(s), 0.0]), j))
+    elif family == "arms_v":      # both arms raised halfway, a V
+        moved = _arms(lm, lambda s: _turn(np.array([out(s), 0.0]), -out(s) * (45 + j)))
+    elif family == "elbows_bent":  # forearms at right angles to the upper arms, hands up
+        moved = []
+        for s in ("left", "right"):
+            root, mid, end, tips = ARMS[s]
+            upper = lm[mid, :2] - lm[root, :2]
+            perp = min((_turn(upper, 90), _turn(upper, -90)), key=lambda v: v[1])  # the one pointing up
+            _aim(lm, mid, (end, *tips), _turn(perp, j))
+            moved += [end, *tips]
+    elif family == "knee_lift":   # one thigh raised towards horizontal, shin hanging
+        moved = _leg(lm, side, _turn(np.array([out(side), 0.0]), out(side) * (20 + j)), DOWN)
+    elif family == "kick":        # one leg straight out and up
+        direction = _turn(np.array([out(side), 0.0]), -out(side) * (30 + j))
+        moved = _leg(lm, side, direction, direction)
+    elif family == "low_stance":  # both thighs spread, shins upright
+        moved = [i for s in ("left", "right") for i in _leg(lm, s, _turn(DOWN, -out(s) * (45 + j)), DOWN)]
+    elif family == "lean":        # the whole body tilted about the feet
+        pivot = lm[[LEGS["left"][2], LEGS["right"][2]], :2].mean(axis=0)
+        a = np.radians((15 + j) * (1 if side == "left" else -1))
+        c, s = np.cos(a), np.sin(a)
+        lm[:, :2] = pivot + (lm[:, :2] - pivot) @ np.array([[c, s], [-s, c]], np.float32)
+        moved = list(range(len(lm)))
+    elif family == "mirror":      # the mirror image: left and right swapped
+        lm[:, 0] = 1.0 - lm[:, 0]
+        lm = lm[list(MIRROR)]
+        moved = list(range(len(lm)))
+    else:
+        raise ValueError(f"unknown pose edit {family!r}; choose one of {', '.join(EDIT_FAMILIES)}")
+    return lm, sorted(set(moved))
+
+
+EDIT_FAMILIES = ("arms_up", "arms_out", "arms_v", "elbows_bent", "knee_lift", "kick", "low_stance", "lean",
+                 "mirror")
+
+
+def unseen_poses(skeletons, bases, seed=0):
+    """A fixed, seeded set of edited poses: each of `bases` skeletons spread evenly over
+    `skeletons` (N, 33, 4) edited into every family. Returns (landmarks (M, 33, 4), family of each)."""
+    rng = np.random.default_rng(seed)
+    picks = np.linspace(0, len(skeletons) - 1, min(bases, len(skeletons))).round().astype(int)
+    poses, families = [], []
+    for i in picks:
+        for family in EDIT_FAMILIES:
+            poses.append(edit_pose(skeletons[i], family, rng)[0])
+            families.append(family)
+    return np.stack(poses), families

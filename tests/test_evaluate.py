@@ -10,6 +10,7 @@ import pytest
 import evaluate as ev
 from conftest import ROOT
 from generators import TABLE
+from VideoSkeleton import VideoSkeleton
 from Skeleton import PoseDetector
 
 
@@ -57,6 +58,28 @@ def test_person_box_grows_and_clips():
     assert (x0, y0) == (0, 0) and x1 == 60 and y1 == 60
 
 
+def test_placing_a_real_crop_in_its_frame_reproduces_its_detection(clip):
+    """The placed protocol, on real frames: the crop put back where it was cut from, at the
+    panel's size, is found with its own skeleton."""
+    vs = VideoSkeleton(clip, every=6, progress=False)
+    with PoseDetector(tracking=False, margin=ev.REDETECT_MARGIN) as det:
+        crop_found, _ = ev.detections(vs.images(), vs.skeletons, det)
+    panels = ev.placed_panels(vs.images(), vs.skeletons, vs.boxes, vs.frame_size)[0]
+    det, margin = ev.placed_detector(panels)
+    with det:
+        found, errors = ev.placed(vs.images(), vs.skeletons, vs.boxes, vs.frame_size, det)
+    assert found.mean() >= crop_found.mean() - 0.1 and found.mean() > 0.6
+    assert np.nanmedian(errors) < 6  # panel pixels (256), where the crop's person is about 100 px tall
+
+
+def test_novelty_quartiles_split_by_the_edges():
+    q = ev.novelty_quartiles(np.array([0.0, 0.1, 0.25, 0.3, 0.9]), np.array([0.1, 0.2, 0.3]))
+    assert list(q) == [0, 1, 2, 3, 3]
+    found, errors = np.array([True, False, True, True]), np.array([2.0, np.nan, 4.0, 6.0])
+    rows = ev.by_quartile(found, errors, np.array([0, 0, 1, 3]))
+    assert rows[0] == {"detection_rate": 0.5, "joint_error_px": 2.0, "frames": 2} and rows[2]["frames"] == 0
+
+
 def test_a_blank_image_is_never_detected():
     with PoseDetector(tracking=False) as det:
         r = ev.pose_fidelity([np.zeros((128, 128, 3), np.uint8)] * 3, np.zeros((3, 26), np.float32), det)
@@ -71,8 +94,12 @@ def test_end_to_end_on_a_short_clip(clip, clip_models, tmp_path):
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "| real |" in result.stdout and "| nearest |" in result.stdout
-    data = json.loads(out_json.read_text())
-    assert set(data) == {"settings", "rows", "cross"} and data["settings"]["test_frames"] > 0
+    def strict(constant):
+        raise ValueError(f"{constant} in the JSON")  # NaN and Infinity are not JSON
+
+    data = json.loads(out_json.read_text(), parse_constant=strict)
+    assert set(data) == {"settings", "rows", "cross", "novelty", "unseen", "placed", "summary"}
+    assert data["settings"]["test_frames"] > 0
     names = [row.name for row in TABLE]
     for name in ["real", *names, "pix2pix+median", "pix2pix+one_euro"]:
         row = data["rows"][name]
@@ -84,7 +111,15 @@ def test_end_to_end_on_a_short_clip(clip, clip_models, tmp_path):
     assert data["rows"]["real"]["l1"] == 0 and data["rows"]["nearest"]["l1"] > 0
     assert list(data["cross"][clip.name]) == names
     assert set(data["settings"]["models"]) == {row.name for row in TABLE if row.learned}  # the clip's own models
-    assert out_grid.exists()
+    # what users do: poses the target never made, and frames at the size people watch
+    assert set(data["unseen"]["rows"]) == set(names) and data["unseen"]["settings"]["poses"] > 0
+    assert set(data["unseen"]["rows"]["pix2pix"]["families"]) >= {"arms_up", "kick", "mirror"}
+    assert set(data["novelty"]["rows"]) == {"real", *names} and len(data["novelty"]["edges"]) == 3
+    assert all(len(r["held_out"]) == 4 for r in data["novelty"]["rows"].values())
+    assert len(data["novelty"]["rows"]["nearest"]["cross"]) == 4 and clip.name in data["novelty"]["clips"]
+    assert set(data["placed"]["rows"]) == {"real", *names}
+    assert set(data["summary"]) == set(names)
+    assert out_grid.exists() and out_grid.with_name("g_unseen.png").exists() and out_grid.with_name("g_hardest.png").exists()
 
 
 def test_a_separate_test_video_is_scored_whole(clip, tmp_path, private_cache):

@@ -324,3 +324,12 @@ def test_ctrl_c_stops_a_training_cleanly_and_resume_continues(clip, tmp_path, mo
     result = run("GenVanillaNN.py", clip, "--epochs", done, "--every", 1, "--batch-size", 2, "--out", out, "--resume")
     assert result.returncode == 0, result.stderr
     assert torch.load(out, weights_only=True)["epoch"] == done
+
+
+def test_a_model_found_by_its_targets_name_must_render_that_target(tmp_path):
+    from generators import make_generator
+    (tmp_path / "clip_pix2pix.pth").write_bytes(Path("models/taichi1_pix2pix.pth").read_bytes())
+    with pytest.raises(DanceError, match="named for clip but renders taichi1.mp4"):
+        make_generator("pix2pix", target="clip.mp4", models_dir=tmp_path)
+    with pytest.raises(DanceError, match="no gan model of clip .*none there"):
+        make_generator("gan", target="clip.mp4", models_dir=tmp_path)

@@ -1,0 +1,78 @@
+"""Poses the target never made: edits that keep every bone, and how novel a pose is."""
+import numpy as np
+import pytest
+
+from poses import ARMS, BONES_33, EDIT_FAMILIES, LEGS, MIRROR, PoseIndex, edit_pose, unseen_poses
+from VideoSkeleton import VideoSkeleton
+
+ARM_JOINTS = {i for root, mid, end, tips in ARMS.values() for i in (mid, end, *tips)}
+HAND_JOINTS = {i for root, mid, end, tips in ARMS.values() for i in (end, *tips)}
+LEG_JOINTS = {side: {mid, end, *tips} for side, (root, mid, end, tips) in LEGS.items()}
+# What each family may move: the joints it names (and those below them), nothing else.
+NAMED = {"arms_up": ARM_JOINTS, "arms_out": ARM_JOINTS, "arms_v": ARM_JOINTS, "elbows_bent": HAND_JOINTS,
+         "knee_lift": LEG_JOINTS, "kick": LEG_JOINTS, "low_stance": LEG_JOINTS["left"] | LEG_JOINTS["right"],
+         "lean": set(range(33)), "mirror": set(range(33))}
+
+
+@pytest.fixture(scope="module")
+def real_skeletons(karate_frames, tmp_path_factory):
+    from conftest import write_clip
+    clip = write_clip(tmp_path_factory.mktemp("poses") / "clip.mp4", karate_frames)
+    return VideoSkeleton(clip, every=4, progress=False).skeletons
+
+
+def length(lm, a, b):
+    return np.linalg.norm(lm[a, :2] - lm[b, :2])
+
+
+@pytest.mark.parametrize("family", EDIT_FAMILIES)
+def test_each_edit_keeps_every_bone_and_moves_only_the_joints_it_names(real_skeletons, family):
+    rng = np.random.default_rng(1)
+    for lm in real_skeletons[::3]:
+        edited, moved = edit_pose(lm, family, rng)
+        for a, b in BONES_33:
+            want = length(lm, MIRROR[a], MIRROR[b]) if family == "mirror" else length(lm, a, b)
+            assert abs(length(edited, a, b) - want) < 1e-6, (family, a, b)
+        allowed = NAMED[family]
+        if isinstance(allowed, dict):  # one leg: either side, never both
+            allowed = next(joints for joints in allowed.values() if set(moved) <= joints)
+        assert set(moved) <= allowed
+        still = [i for i in range(33) if i not in moved]
+        np.testing.assert_array_equal(edited[still], lm[still])
+        assert not np.allclose(edited[moved, :2], lm[moved, :2])  # it did move what it names
+
+
+def test_edits_go_where_their_names_say():
+    lm = np.zeros((33, 4), np.float32)
+    lm[:, 3] = 1
+    for i, xy in {11: (0.6, 0.3), 12: (0.4, 0.3), 13: (0.62, 0.45), 14: (0.38, 0.45), 15: (0.63, 0.6),
+                  16: (0.37, 0.6), 23: (0.56, 0.6), 24: (0.44, 0.6), 25: (0.57, 0.75), 26: (0.43, 0.75),
+                  27: (0.57, 0.9), 28: (0.43, 0.9)}.items():
+        lm[i, :2] = xy
+    rng = np.random.default_rng(0)
+    up, _ = edit_pose(lm, "arms_up", rng)
+    assert up[15, 1] < up[11, 1] - 0.2 and up[16, 1] < up[12, 1] - 0.2      # wrists well above the shoulders
+    out, _ = edit_pose(lm, "arms_out", rng)
+    assert out[15, 0] > 0.85 and out[16, 0] < 0.15 and abs(out[15, 1] - 0.3) < 0.06  # straight out sideways
+    mirror, _ = edit_pose(lm, "mirror", rng)
+    np.testing.assert_allclose(mirror[11, :2], (1 - lm[12, 0], lm[12, 1]))  # the left shoulder where the right was
+
+
+def test_the_unseen_set_is_fixed_by_its_seed(real_skeletons):
+    a, fa = unseen_poses(real_skeletons, 4, seed=3)
+    b, fb = unseen_poses(real_skeletons, 4, seed=3)
+    c, _ = unseen_poses(real_skeletons, 4, seed=4)
+    assert len(a) == 4 * len(EDIT_FAMILIES) and fa == fb
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_novelty_is_zero_on_the_bank_and_grows_with_the_edit(real_skeletons):
+    index = PoseIndex(real_skeletons)
+    assert np.allclose(index.novelty(real_skeletons), 0, atol=1e-6)
+    moved = real_skeletons.copy()
+    moved[:, :, :2] = moved[:, :, :2] * 0.5 + 0.2  # same poses, elsewhere and smaller
+    assert np.allclose(index.novelty(moved), 0, atol=1e-5)
+    rng = np.random.default_rng(0)
+    edited = np.stack([edit_pose(lm, "arms_up", rng)[0] for lm in real_skeletons])
+    assert (index.novelty(edited) > 0.05).mean() > 0.8
