@@ -42,6 +42,7 @@ DETECT_MARGIN = 0.25    # replicated border added before detection, as a fractio
 MIN_VISIBILITY = 0.3    # mean MediaPipe visibility of the 13 reduced joints
 MAX_OUTSIDE = 1.0       # how far a joint may lie outside the frame, in frame widths / heights
 MIN_FRAME_SIDE = 64     # pixels: smaller frames cannot show a person MediaPipe can find
+WARM_UP_SIDE = 64       # the blank frame a detector starts its inference engine on
 
 # Bones between reduced joints (indices into REDUCED_IDS) and the side they belong to.
 # MediaPipe's "left" is the person's left, which appears on the right of a facing person.
@@ -282,13 +283,16 @@ class PoseDetector:
     def __init__(self, tracking=True, margin=DETECT_MARGIN, min_confidence=0.5):
         self.rejected = 0  # detections dropped as implausible (see `plausible`)
         self.tracking = tracking
+        # The inference engine prints banners from a worker thread while the graph starts (at
+        # the first frame it sees). Start it on a blank frame inside one quiet window, so that no
+        # half banner lands later in front of a message of ours.
         with _quiet_stderr():
             import mediapipe as mp
             self._pose = mp.solutions.pose.Pose(
                 static_image_mode=not tracking, model_complexity=1,
                 min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence)
+            self._pose.process(np.zeros((WARM_UP_SIDE, WARM_UP_SIDE, 3), np.uint8))  # nobody: no state kept
         self.margin = margin
-        self._warm = False
 
     def detect(self, image):
         """The skeleton of the person in `image` (BGR uint8), or None if none is found."""
@@ -296,12 +300,7 @@ class PoseDetector:
         m = int(round(self.margin * max(h, w)))
         padded = cv2.copyMakeBorder(image, m, m, m, m, cv2.BORDER_REPLICATE) if m else image
         rgb = cv2.cvtColor(padded, cv2.COLOR_BGR2RGB)
-        if self._warm:
-            result = self._pose.process(rgb)
-        else:  # the first call prints the inference engine's banners
-            with _quiet_stderr():
-                result = self._pose.process(rgb)
-            self._warm = True
+        result = self._pose.process(rgb)
         if result.pose_landmarks is None:
             return None
         lm = np.array([[p.x, p.y, p.z, p.visibility] for p in result.pose_landmarks.landmark],
@@ -314,7 +313,8 @@ class PoseDetector:
         return Skeleton(lm)
 
     def close(self):
-        self._pose.close()
+        with _quiet_stderr():
+            self._pose.close()
 
     def __enter__(self):
         return self
