@@ -262,7 +262,8 @@ class DanceDemo:
             self._show()
         else:
             output = output or self.default_output()
-            with VideoWriter(output, self.fps, inputs=(self.source_path,)) as writer:
+            sound = self.source_path if isinstance(self.source, VideoSource) else None  # a track has none
+            with VideoWriter(output, self.fps, inputs=(self.source_path,), audio=sound) as writer:
                 for picture in tqdm(self.frames(), total=self.source.total, unit="frame", desc="demo",
                                     dynamic_ncols=True):
                     writer.write(picture)

@@ -16,6 +16,7 @@ import errno
 import math
 import os
 import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -290,61 +291,115 @@ class VideoReader:
         return self.read()
 
 
-class VideoWriter:
-    """An mp4 written under a temporary name and renamed into place by `close()`,
-    so an error or Ctrl-C never leaves a half-written video behind (`discard()`
-    removes the temporary file instead).
+def ffmpeg():
+    """The ffmpeg binary inside the imageio-ffmpeg wheel (libx264 and AAC built in): nothing is
+    downloaded, nothing needs installing by hand."""
+    import imageio_ffmpeg
+    return imageio_ffmpeg.get_ffmpeg_exe()
 
-        with VideoWriter("output/demo.mp4", fps=25, inputs=[source]) as out:   # never over an input
+
+class VideoWriter:
+    """An mp4 that plays everywhere (H.264, yuv420p, the index at the front for browsers),
+    with the audio of `audio` (a video file) when it has any, written under a temporary name
+    and renamed into place by `close()`: an error or Ctrl-C never leaves a half-written video
+    behind (`discard()` removes the temporary file instead).
+
+        with VideoWriter("output/demo.mp4", fps=25, inputs=[source], audio=source) as out:
             out.write(frame)            # every frame the same size, BGR uint8
+
+    Frames are piped raw to the ffmpeg binary that ships inside the imageio-ffmpeg wheel. The
+    audio starts with the first frame and is cut (or padded with silence) to the video's length,
+    so a video of every k-th source frame at fps / k keeps the source's sound in step.
     """
 
-    def __init__(self, filename, fps, inputs=()):
+    def __init__(self, filename, fps, inputs=(), audio=None):
         self.filename = check_output(filename, (".mp4",), "video", inputs)
         if not (math.isfinite(fps) and fps >= MIN_OUTPUT_FPS):
             raise DanceError(f"{self.filename}: cannot write a video at {fps:.3g} frames per second "
                              f"(at least {MIN_OUTPUT_FPS:g})")
-        remove_stale_temporaries(self.filename)
-        self._tmp = _temporary_name(self.filename)  # keeps the .mp4 ending: OpenCV picks the container from it
-        self.fps = fps
+        picture = self.filename.with_name(f"{self.filename.stem}-picture.mp4")  # before the sound is added
+        for path in (self.filename, picture):
+            remove_stale_temporaries(path)
+        self._tmp, self._silent = _temporary_name(self.filename), _temporary_name(picture)
+        self.fps, self.audio = fps, audio if audio is None else Path(audio)
         self.frames = 0
-        self._writer = None
+        self._ffmpeg = self._log = None
+
+    def _start(self, width, height):
+        # The picture first (its length is known only at the end); the sound is added in close().
+        target = self._silent if self.audio else self._tmp
+        command = [ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+                   "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-framerate", f"{self.fps:.6g}",
+                   "-i", "pipe:0", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",  # yuv420p needs even sides
+                   "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
+                   "-movflags", "+faststart", str(target)]
+        self._log = tempfile.TemporaryFile()
+        self._ffmpeg = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+        self.size = (width, height)
+
+    def _add_sound(self):
+        """The video with the audio of `self.audio` from its start, cut or padded with silence to
+        exactly the video's length (frames / fps); no audio track when the source has none."""
+        command = [ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(self._silent),
+                   "-i", str(self.audio), "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-c:a", "aac",
+                   "-b:a", "128k", "-af", "apad", "-t", f"{self.frames / self.fps:.6f}", "-movflags", "+faststart",
+                   str(self._tmp)]
+        self._log.seek(0)
+        self._log.truncate()
+        return subprocess.run(command, stdout=subprocess.DEVNULL, stderr=self._log).returncode
 
     def write(self, frame):
-        if self._writer is None:
-            h, w = frame.shape[:2]
-            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
-            if not self._writer.isOpened():
-                raise DanceError(f"{self.filename}: OpenCV cannot open an mp4v video of {w}x{h} at "
-                                 f"{self.fps:.3g} frames/s there")
-            self.size = (w, h)
-        self._writer.write(frame)
+        if self._ffmpeg is None:
+            self._start(frame.shape[1], frame.shape[0])
+        try:
+            self._ffmpeg.stdin.write(np.ascontiguousarray(frame, np.uint8).tobytes())
+        except OSError:  # ffmpeg stopped (a full disk, a bad audio file): close() says why
+            self.close()
         self.frames += 1
 
+    def _ffmpeg_says(self):
+        self._log.seek(0)
+        lines = [line for line in self._log.read().decode(errors="replace").splitlines() if line.strip()]
+        return lines[-1].strip() if lines else "no message"
+
     def close(self):
-        """Finish the file and move it into place (a video with no frame is not kept). OpenCV
-        does not report failed writes, so a file that holds fewer frames than were written (a
-        full disk) is an error, and is removed."""
-        if self._writer is None:
+        """Finish the file and move it into place (a video with no frame is not kept). A file
+        that holds fewer frames than were written (a full disk) is an error, and is removed."""
+        if self._ffmpeg is None:
             return
-        self._writer.release()
-        self._writer = None
+        proc, self._ffmpeg = self._ffmpeg, None
         try:
-            check = cv2.VideoCapture(str(self._tmp))  # OpenCV's writer never reports a failed write:
-            written = int(check.get(cv2.CAP_PROP_FRAME_COUNT)) if check.isOpened() else 0  # count what is there
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            returncode = proc.wait()
+            if returncode == 0 and self.audio:
+                returncode = self._add_sound()
+            if returncode != 0:
+                said = self._ffmpeg_says()
+                if "No space left" in said:
+                    raise OSError(errno.ENOSPC, said)
+                raise DanceError(f"{self.filename}: ffmpeg could not write the video ({said})")
+            check = cv2.VideoCapture(str(self._tmp))  # count what is there
+            written = int(check.get(cv2.CAP_PROP_FRAME_COUNT)) if check.isOpened() else 0
             check.release()
             if written != self.frames:
                 raise OSError(errno.ENOSPC, f"{written} of {self.frames} frames could be written")
             os.replace(self._tmp, self.filename)
         except OSError as e:
-            self._tmp.unlink(missing_ok=True)
             raise write_error(self.filename, e) from None
+        finally:
+            self._tmp.unlink(missing_ok=True)
+            self._silent.unlink(missing_ok=True)
+            self._log.close()
 
     def discard(self):
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        if self._ffmpeg is not None:
+            self._ffmpeg.kill()
+            self._ffmpeg.wait()
+            self._ffmpeg = None
+            self._log.close()
         self._tmp.unlink(missing_ok=True)
+        self._silent.unlink(missing_ok=True)
 
     def __enter__(self):
         return self

@@ -1,5 +1,6 @@
 """The demo, headless, and every kind of bad input on the command line."""
 import os
+import re
 import subprocess
 import sys
 
@@ -181,3 +182,32 @@ def test_smoothing_choices_are_checked(clip):
         DanceDemo(clip, GEN_TYPE.PIX2PIX, smooth="gaussian")
     with pytest.raises(DanceError, match="unknown --normalise"):
         DanceDemo(clip, GEN_TYPE.PIX2PIX, normalise="maybe")
+
+
+# ---- videos people can play and hear ----
+def probe(path):
+    """(codec names of the streams, duration in seconds) of a media file, from ffmpeg's report."""
+    from VideoReader import ffmpeg
+    report = subprocess.run([ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    codecs = re.findall(r"Stream #\S+.*?: (Video|Audio): (\w+)", report)
+    h, m, s = re.search(r"Duration: (\d+):(\d+):([\d.]+)", report).groups()
+    return {kind: codec for kind, codec in codecs}, int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def test_the_demo_writes_h264_with_the_sources_sound(karate_path, tmp_path):
+    from VideoReader import ffmpeg
+    source = tmp_path / "dance.mp4"  # 2.4 s of karate1.mp4 with its AAC sound
+    subprocess.run([ffmpeg(), "-v", "error", "-ss", "4", "-t", "2.4", "-i", str(karate_path), "-c:v", "libx264",
+                    "-c:a", "aac", str(source)], check=True, timeout=120)
+    codecs, duration = probe(source)
+    assert codecs == {"Video": "h264", "Audio": "aac"}
+    for every in (1, 3):
+        out = tmp_path / f"demo{every}.mp4"
+        DanceDemo(source, "nearest", target=source, every=every).draw(output=out)
+        got, length = probe(out)
+        assert got == {"Video": "h264", "Audio": "aac"}
+        assert abs(length - duration) <= 1 / 25 + 1e-6, (every, length, duration)  # within one source frame
+    silent = tmp_path / "silent.mp4"
+    DanceDemo(ROOT / "data" / "karate1_track.npz", "pix2pix").draw(output=silent)  # a track has no sound
+    assert probe(silent)[0] == {"Video": "h264"}
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
