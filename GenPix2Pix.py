@@ -30,8 +30,8 @@ import torch
 
 from nets import MultiscaleDiscriminator, UNet, feature_matching_loss, lsgan_loss, weights_init
 from poses import pose_maps
-from training import (LearnedGenerator, adam, calibration_batches, ema_update, recalibrate_batch_norm, step,
-                      train_main)
+from training import (LearnedGenerator, adam, calibration_batches, ema_decay, ema_update, recalibrate_batch_norm,
+                      step, train_main)
 from VideoReader import cli_main
 
 DEFAULTS = {
@@ -82,6 +82,7 @@ class GenPix2Pix(LearnedGenerator):
         self.netD = MultiscaleDiscriminator(6, c["d_base"], c["d_scales"]).to(self.device)
         self.netD.apply(weights_init)
         self.optD = adam(self.netD.parameters(), c["lr"])
+        self.ema_updates = 0  # for the average's warm-up (training.ema_decay)
 
     @property
     def inference_net(self):
@@ -98,7 +99,8 @@ class GenPix2Pix(LearnedGenerator):
         g = g_losses(self.netD(torch.cat([pose, fake], 1)), real_out, fake, real,
                      self.config["l1_weight"], self.config["fm_weight"])
         step(self.optG, g["g"], inputs=list(self.netG.parameters()))  # the critic's gradients are not wanted here
-        ema_update(self.netG_ema, self.netG, self.config["ema_decay"])
+        self.ema_updates += 1
+        ema_update(self.netG_ema, self.netG, ema_decay(self.config["ema_decay"], self.ema_updates))
 
         # Critic: real pairs up, generated pairs down (no gradient into the generator).
         d = d_losses(real_out, self.netD(torch.cat([pose, fake.detach()], 1)))
@@ -112,8 +114,15 @@ class GenPix2Pix(LearnedGenerator):
         fixed spread of training frames."""
         recalibrate_batch_norm(self.netG_ema, calibration_batches(data, CALIBRATION_BATCH, self.device))
 
+    def state(self, training=True):
+        state = super().state(training)
+        if training:
+            state["ema_updates"] = self.ema_updates
+        return state
+
     def load_state(self, state):
         super().load_state(state)
+        self.ema_updates = int(state.get("ema_updates", 0))
         if "netG" not in state:  # a model file: training would go on from the averaged weights
             self.netG.load_state_dict(state["netG_ema"])
 

@@ -241,3 +241,9 @@ def test_device_mistakes_are_clear_errors():
         with pytest.raises(DanceError, match="no CUDA GPU"):
             pick_device("cuda")
 
+
+
+def test_the_average_warms_up_then_keeps_its_decay():
+    decays = [T.ema_decay(0.999, n) for n in (0, 10, 100, 1000, 20000)]
+    assert decays[0] == pytest.approx(0.1) and decays == sorted(decays) and decays[-1] == 0.999
+    assert T.ema_decay(0.999, 384) < 0.98  # a short training's average follows the network
