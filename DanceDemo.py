@@ -69,14 +69,21 @@ def placeholder(frame, size):
     return panel
 
 
+def letterbox(frame_size, panel):
+    """(k, ox, oy): a frame of `frame_size` (w, h) shown in a panel x panel square is scaled by
+    k and shifted by (ox, oy), black bars filling the rest."""
+    tw, th = frame_size
+    k = panel / max(tw, th)
+    return k, (panel - k * tw) / 2, (panel - k * th) / 2
+
+
 def panel_transform(box, frame_size, panel):
     """(scale, dx, dy) taking a crop's own coordinates ([0, 1] across the crop whose square is
     `box` = x0, y0, side in the pixels of a frame of `frame_size`) to the pixels of a panel
     showing that frame letterboxed into panel x panel."""
     x0, y0, side = box
-    tw, th = frame_size
-    k = panel / max(tw, th)
-    return k * side, k * x0 + (panel - k * tw) / 2, k * y0 + (panel - k * th) / 2
+    k, ox, oy = letterbox(frame_size, panel)
+    return k * side, k * x0 + ox, k * y0 + oy
 
 
 def place_crop(crop, box, frame_size, panel):
@@ -87,9 +94,7 @@ def place_crop(crop, box, frame_size, panel):
     a = scale / crop.shape[0]
     m = np.array([[a, 0, dx], [0, a, dy]], np.float32)
     out = cv2.warpAffine(crop, m, (panel, panel), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    tw, th = frame_size
-    k = panel / max(tw, th)
-    ox, oy = (panel - k * tw) / 2, (panel - k * th) / 2
+    (tw, th), (k, ox, oy) = frame_size, letterbox(frame_size, panel)
     mask = np.zeros(out.shape[:2], bool)
     mask[int(round(oy)):int(round(oy + k * th)), int(round(ox)):int(round(ox + k * tw))] = True
     out[~mask] = 0  # letterbox bars: outside the target's frame
@@ -112,7 +117,8 @@ def load_track(path):
     every, frames_read, fps = (float(track[k]) for k in ("every", "frames_read", "fps"))
     if len(bad) or not (every >= 1 and frames_read >= len(skeletons) and np.isfinite(fps) and fps > 0) \
             or np.any(np.diff(index) <= 0) or (len(index) and not 0 <= index[0] <= index[-1] < frames_read * every):
-        where = f"frame {int(index[bad[0]])} holds no finite skeleton" if len(bad) else "its frame numbers or rate are damaged"
+        where = f"frame {int(index[bad[0]])} holds no finite skeleton" if len(bad) else \
+            "its frame numbers or rate are damaged"
         raise DanceError(f"{path}: {where}; write the track again with VideoSkeleton.py VIDEO --save-track FILE.npz")
     return track
 
@@ -299,9 +305,9 @@ def main():
         epilog="generators (--gen-type, by number or name):\n" + describe())
     parser.add_argument("--source", help=f"video of the motion, or a skeleton track .npz (default: "
                                          f"{DEFAULT_SOURCE} in the data folder, else {EMBEDDED_TRACK.name})")
-    parser.add_argument("--target", help=f"video of the target person, for the generators made from it "
-                                         f"(default: {DEFAULT_TARGET}); the learned generators show the "
-                                         f"person their model was trained on")
+    parser.add_argument("--target", help=f"video of the target person (default: {DEFAULT_TARGET}): nearest "
+                                         f"neighbour searches it, a learned generator loads its model "
+                                         f"models/<target>_<name>.pth")
     parser.add_argument("--gen-type", default=DEFAULT, help=f"generator, by number or name (default: {DEFAULT})")
     parser.add_argument("--model", help="model file of a learned generator (default: its file in models/)")
     parser.add_argument("--smooth", choices=SMOOTHERS, default=DEFAULT_SMOOTHER,

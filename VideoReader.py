@@ -102,12 +102,11 @@ def _process_alive(pid):
 
 def write_error(path, error):
     """A DanceError for an OSError met while writing `path`: what happened, in words."""
-    if error.errno == errno.ENOSPC and error.strerror and "frames" in error.strerror:
-        return DanceError(f"{path}: cannot write it: {error.strerror} (is the disk full?)")
     reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
               errno.EACCES: "no permission to write there", errno.EPERM: "no permission to write there",
               errno.EROFS: "the file system is read-only", errno.EISDIR: "it is a folder",
-              errno.ENOTDIR: "a part of the path is a file, not a folder"}.get(error.errno, error.strerror or str(error))
+              errno.ENOTDIR: "a part of the path is a file, not a folder"}.get(error.errno,
+                                                                                error.strerror or str(error))
     return DanceError(f"{path}: cannot write it: {reason}")
 
 
@@ -383,7 +382,8 @@ class VideoWriter:
             written = int(check.get(cv2.CAP_PROP_FRAME_COUNT)) if check.isOpened() else 0
             check.release()
             if written != self.frames:
-                raise OSError(errno.ENOSPC, f"{written} of {self.frames} frames could be written")
+                raise DanceError(f"{self.filename}: cannot write it: {written} of {self.frames} frames could be "
+                                 f"written (is the disk full?)")
             os.replace(self._tmp, self.filename)
         except OSError as e:
             raise write_error(self.filename, e) from None

@@ -326,7 +326,7 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
     results["grid_frames"] = {k: v for k, v in rows.items() if k == "real" or k in gens}
     results["grid_skeletons"] = skeletons
     seconds = {"held_out": time.perf_counter() - t0}
-    scored = ["real", *gens]  # the rows of the novelty and placed tables
+    scored = ["real", *gens]  # the rows of the novelty table
 
     # Pose novelty: each driving pose's distance to the nearest training pose of the target,
     # position and scale normalised away as nearest neighbour does; quartile edges from the
@@ -360,9 +360,9 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
         unseen["rows"][name] = {**fidelity(found, errors),
                                 "families": {f: fidelity(found, errors, families == f) for f in EDIT_FAMILIES}}
     keep_hardest(edit_novelty, edited, edit_frames)
-    per_family = min(len(EDIT_FAMILIES), len(edited) // len(EDIT_FAMILIES))  # one of each family, each from another base
-    results["unseen_grid"] = (edited[[k * len(EDIT_FAMILIES) + k for k in range(per_family)]],
-                              {n: f[[k * len(EDIT_FAMILIES) + k for k in range(per_family)]] for n, f in edit_frames.items()})
+    # The grid: one pose of each family, each edited from another base skeleton.
+    picks = [k * len(EDIT_FAMILIES) + k for k in range(min(len(EDIT_FAMILIES), len(edited) // len(EDIT_FAMILIES)))]
+    results["unseen_grid"] = (edited[picks], {n: f[picks] for n, f in edit_frames.items()})
     seconds["unseen"] = time.perf_counter() - t
 
     # At the size people watch: each crop placed into the target's frame as the demo's right panel
@@ -370,12 +370,15 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
     t = time.perf_counter()
     sub = np.arange(0, len(test_idx), PLACED_EVERY)
     boxes = test.boxes[test_idx][sub]
-    at_size, margin = placed_detector(placed_panels(real[sub], skeletons[sub], boxes, test.frame_size)[0])
+    real_placed = placed_panels(real[sub], skeletons[sub], boxes, test.frame_size)  # chooses the border too
+    at_size, margin = placed_detector(real_placed[0])
     with at_size:
-        results["placed"] = {"settings": {"panel": PANEL, "every": PLACED_EVERY, "frames": int(len(sub)),
-                                          "redetect_margin": margin, "frame_size": list(test.frame_size)},
-                             "rows": {name: fidelity(*placed(rows[name][sub], drivers[name][sub], boxes,
-                                                             test.frame_size, at_size)) for name in scored}}
+        placed_rows = {"real": fidelity(*detections(*real_placed, at_size))}
+        placed_rows.update({name: fidelity(*placed(rows[name][sub], drivers[name][sub], boxes, test.frame_size,
+                                                   at_size)) for name in gens})
+    results["placed"] = {"settings": {"panel": PANEL, "every": PLACED_EVERY, "frames": int(len(sub)),
+                                      "redetect_margin": margin, "frame_size": list(test.frame_size)},
+                         "rows": placed_rows}
     seconds["placed"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -17,7 +17,8 @@ of its target person in that pose:
 
 Learned generators (training.LearnedGenerator) add `train`, `save` and the class method
 `load`; their model files are named after the target and the generator, as
-models/<target>_<name>.pth (models/taichi1_pix2pix.pth), so that each target has its own. The generator table (generators.py) numbers them all and says how each is made.
+models/<target>_<name>.pth (models/taichi1_pix2pix.pth), so that each target has its own.
+The generator table (generators.py) numbers them all and says how each is made.
 """
 import numbers
 
@@ -60,6 +61,11 @@ class Generator:
         return str(self.config.get("target", "target")).rsplit(".", 1)[0]
 
 
+def finite_number(value):
+    """A real, finite number (not a bool, not NaN or inf): what a numeric setting must be."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and bool(np.isfinite(value))
+
+
 def check_config(config, where):
     """Raise a DanceError naming `where` unless `config` says, with values of the right kind,
     whose person it renders and how that person was framed (TARGET_KEYS)."""
@@ -67,8 +73,7 @@ def check_config(config, where):
     if missing:
         raise DanceError(f"{where}: does not record {', '.join(missing)}; it was not made by this "
                          f"version of the project: train it again")
-    number = lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)  # noqa: E731
-    if not (isinstance(config["target"], str) and number(config["crop_margin"]) and 0 <= config["crop_margin"] < 2
+    if not (isinstance(config["target"], str) and finite_number(config["crop_margin"]) and 0 <= config["crop_margin"] < 2
             and all(isinstance(config[k], int) and config[k] >= 8 for k in ("image_size", "crop_size"))
             and isinstance(config["target_stats"], dict)):
         raise DanceError(f"{where}: its target, crop or size settings are damaged "

@@ -16,8 +16,6 @@ neighbour's on the same frames, saves the full training state every epoch and on
 """
 import argparse
 import logging
-import math
-import numbers
 import os
 import signal
 import threading
@@ -30,7 +28,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from generator import Generator
+from generator import Generator, finite_number
 from Motion import video_pose_stats
 from nets import bgr_to_rgb_chw, images_to_tensor, pick_device, resize_all, rgb_chw_to_bgr, tensor_to_images
 from poses import PoseIndex, pose_images
@@ -150,7 +148,7 @@ def check_settings(defaults, config):
         elif isinstance(default, int):
             ok = isinstance(value, int) and not isinstance(value, bool)
         else:
-            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            ok = finite_number(value)
         if not ok:
             kind = "text" if isinstance(default, str) else "a whole number" if isinstance(default, int) else \
                 "a finite number"
