@@ -98,9 +98,11 @@ class UNet(nn.Module):
     """Image-to-image U-Net (pix2pix's generator), batch["pose"] -> image: `levels` stride-2
     convolutions down to size / 2**levels, as many ConvTranspose layers back up, each decoder
     level concatenated with the encoder level of the same size, so fine positions (where a
-    limb is) reach the output directly while the bottleneck sees the whole figure."""
+    limb is) reach the output directly while the bottleneck sees the whole figure. The input
+    is batch["pose"] or a tensor; the output an image in [-1, 1] (tanh), or with tanh=False
+    `out_channels` raw maps (a generator that makes more than an image of them)."""
 
-    def __init__(self, in_channels=3, base=32, levels=4, max_channels=256):
+    def __init__(self, in_channels=3, base=32, levels=4, max_channels=256, out_channels=3, tanh=True):
         super().__init__()
         c = [min(base * 2 ** i, max_channels) for i in range(levels)]
         self.down = nn.ModuleList([
@@ -108,10 +110,11 @@ class UNet(nn.Module):
             *[nn.Sequential(nn.Conv2d(c[i], c[i + 1], 4, 2, 1, bias=False), nn.BatchNorm2d(c[i + 1]),
                             nn.LeakyReLU(0.2, True)) for i in range(levels - 1)]])
         self.up = nn.ModuleList([up(c[-1], c[-2])] + [up(2 * c[i], c[i - 1]) for i in range(levels - 2, 0, -1)])
-        self.out = up(2 * c[0], 3, last=True)
+        self.out = up(2 * c[0], out_channels, last=True) if tanh else \
+            nn.Sequential(nn.ConvTranspose2d(2 * c[0], out_channels, 4, 2, 1))
 
     def forward(self, batch):
-        x, skips = batch["pose"], []
+        x, skips = batch["pose"] if isinstance(batch, dict) else batch, []
         for layer in self.down:
             x = layer(x)
             skips.append(x)

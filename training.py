@@ -32,7 +32,7 @@ from generator import Generator, finite_number
 from Motion import video_pose_stats
 from nets import bgr_to_rgb_chw, images_to_tensor, pick_device, resize_all, rgb_chw_to_bgr, tensor_to_images
 from poses import PoseIndex, pose_images
-from Skeleton import reduced_vectors
+from Skeleton import full_landmarks, reduced_vectors
 from VideoReader import (PROJECT_DIR, DanceError, atomic_path, check_file, check_output, data_path, evenly_spaced,
                          write_image)
 from VideoSkeleton import HELD_OUT, VideoSkeleton
@@ -96,9 +96,12 @@ class PoseDataset:
         return len(self.indices)
 
     def batch(self, idx, device):
-        """A batch as float tensors on `device`: vector (B, 26), image and pose in [-1, 1]."""
+        """A batch as float tensors on `device`: vector (B, 26), image and pose in [-1, 1]; and
+        on the CPU the skeletons (B, 33, 4) and their frame numbers (B,)."""
         to_float = lambda t: t[idx].to(device).float().div(127.5).sub(1.0)  # noqa: E731
-        return {"vector": self.vectors[idx].to(device), "image": to_float(self.images), "pose": to_float(self.poses)}
+        return {"vector": self.vectors[idx].to(device), "image": to_float(self.images), "pose": to_float(self.poses),
+                "skeleton": torch.from_numpy(self.skeletons[np.asarray(idx)]),
+                "frame": torch.from_numpy(self.indices[np.asarray(idx)])}
 
     def batches(self, batch_size, device, generator=None, skip=0):
         """Shuffled mini-batches over the whole set (the last, smaller one included), less the
@@ -214,12 +217,18 @@ class LearnedGenerator(Generator):
     def generate_batch(self, skeletons):
         """Skeletons in crop coordinates, (N, 33, 4) or (N, 26) -> (N, S, S, 3) BGR uint8 images."""
         net = self.inference_net.eval()
-        batch = {}
+        batch = {"skeleton": torch.from_numpy(full_landmarks(skeletons))}
         if "vector" in self.net_inputs:
             batch["vector"] = torch.from_numpy(reduced_vectors(skeletons)).to(self.device)
         if "pose" in self.net_inputs:
             batch["pose"] = images_to_tensor(self.render_poses(skeletons, self.config["image_size"])).to(self.device)
-        return tensor_to_images(net(batch))
+        return tensor_to_images(net(self.complete(batch)))
+
+    def complete(self, batch, rng=None):
+        """The batch with whatever the generator network reads beyond a dataset's fields
+        (GenWarp: its reference frames, moved to the asked poses); `rng` draws what training
+        draws (None at inference: deterministic). Most networks need nothing more."""
+        return batch
 
     # -- training --
     def train_step(self, batch):

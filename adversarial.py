@@ -1,0 +1,133 @@
+"""The adversarial recipe of pix2pix / pix2pixHD (Isola et al. 2017, Wang et al. 2018), the one
+*Everybody Dance Now* builds on, shared by the generators trained with it (GenPix2Pix, GenWarp):
+  critic       two PatchGANs (nets.MultiscaleDiscriminator), at full and at half size, each
+               seeing pose map and image together (6 channels): "is this patch a real patch
+               of the target in this pose?", at two scales of detail.
+  losses       least-squares GAN, plus feature matching (the L1 distance between the
+               critic's inner features of the real and the generated frame, which
+               steadies training and rewards real texture), plus L1 to the real frame;
+               pure functions of the critic's outputs, returned as a named dict.
+  EMA          inference uses an exponential moving average of the generator's weights,
+               smoother across training steps and across frames; after each epoch its
+               batch-norm statistics are recomputed for its own weights.
+A generator on this recipe supplies its network (`build_generator`, reading a batch and
+returning an image in [-1, 1]) and, when the network reads more than the dataset gives,
+`complete` (LearnedGenerator). No perceptual (VGG) loss: no pretrained network may be
+downloaded here.
+"""
+import copy
+
+import numpy as np
+import torch
+
+from nets import MultiscaleDiscriminator, feature_matching_loss, lsgan_loss, weights_init
+from training import LearnedGenerator, adam, calibration_batches, ema_decay, ema_update, recalibrate_batch_norm, step
+
+RECIPE_DEFAULTS = {
+    "batch_size": 8,
+    "l1_weight": 100.0,   # pix2pix's weight on the pixel term
+    "fm_weight": 10.0,    # pix2pixHD's weight on feature matching
+    "ema_decay": 0.999,
+    "g_base": 32,         # generator channels at the first level (doubling down to 256)
+    "d_base": 32,         # critic channels at its first layer
+    "d_scales": 2,        # critics at full and half resolution
+}
+CALIBRATION_BATCH = 32    # frames per forward pass when the EMA generator's batch norm is recalibrated
+
+
+# ---- losses: pure functions of the critic's outputs --------------------------------------
+def d_losses(real_outputs, fake_outputs):
+    real, fake = lsgan_loss(real_outputs, True), lsgan_loss(fake_outputs, False)
+    return {"d_real": real, "d_fake": fake, "d": 0.5 * (real + fake)}
+
+
+def g_losses(fake_outputs, real_outputs, fake, real, l1_weight, fm_weight):
+    adv = lsgan_loss(fake_outputs, True)
+    fm = feature_matching_loss(fake_outputs, real_outputs)
+    l1 = (fake - real).abs().mean()
+    return {"g_adv": adv, "fm": fm, "l1": l1, "g": adv + fm_weight * fm + l1_weight * l1}
+
+
+def recipe_options(parser):
+    """The recipe's options on a trainer's command line (training.train_main's extra_args)."""
+    parser.add_argument("--l1-weight", type=float, default=RECIPE_DEFAULTS["l1_weight"], help="weight of the L1 term")
+    parser.add_argument("--fm-weight", type=float, default=RECIPE_DEFAULTS["fm_weight"],
+                        help="weight of feature matching")
+
+
+# ---- the generator base ------------------------------------------------------------------
+class AdversarialGenerator(LearnedGenerator):
+    """A learned generator trained with the recipe above; its model file holds the EMA
+    generator alone."""
+
+    net_inputs = ("pose",)
+    shipped = ("netG_ema",)
+    resumable = ("netG", "optG", "netD", "optD")
+
+    def build_generator(self):
+        """The generator network (an nn.Module: a batch in, (B, 3, S, S) in [-1, 1] out)."""
+        raise NotImplementedError
+
+    def build(self):
+        c = self.config
+        self.netG = self.build_generator().to(self.device)
+        self.optG = adam(self.netG.parameters(), c["lr"])
+        self.netG.apply(weights_init)
+        self.netG_ema = copy.deepcopy(self.netG).eval().requires_grad_(False)
+        self.netD = MultiscaleDiscriminator(6, c["d_base"], c["d_scales"]).to(self.device)
+        self.netD.apply(weights_init)
+        self.optD = adam(self.netD.parameters(), c["lr"])
+        self.ema_updates = 0  # for the average's warm-up (training.ema_decay)
+
+    @property
+    def inference_net(self):
+        return self.netG_ema
+
+    def forward_train(self, batch):
+        """The training network's image for a batch, and the generator's own loss terms (a dict
+        of tensors, each weighted by its `<name>_weight` setting; none here)."""
+        return self.netG(batch), {}
+
+    def train_step(self, batch):
+        self.netG.train()
+        self.netD.train()
+        # What the batch needs beyond the dataset, drawn reproducibly (a resumed run draws the same).
+        batch = self.complete(batch, np.random.default_rng([self.config["seed"], self.epoch, self.partial["step"]]))
+        pose, real = batch["pose"], batch["image"]
+        fake, own = self.forward_train(batch)
+        real_out = self.netD(torch.cat([pose, real], 1))
+
+        # Generator: fool the critics at every scale, match their features, stay near the frame
+        # (plus the generator's own terms, each with its `<name>_weight` setting).
+        g = g_losses(self.netD(torch.cat([pose, fake], 1)), real_out, fake, real,
+                     self.config["l1_weight"], self.config["fm_weight"])
+        g.update(own)
+        g["g"] = g["g"] + sum(self.config[f"{name}_weight"] * value for name, value in own.items())
+        step(self.optG, g["g"], inputs=list(self.netG.parameters()))  # the critic's gradients are not wanted here
+        self.ema_updates += 1
+        ema_update(self.netG_ema, self.netG, ema_decay(self.config["ema_decay"], self.ema_updates))
+
+        # Critic: real pairs up, generated pairs down (no gradient into the generator).
+        d = d_losses(real_out, self.netD(torch.cat([pose, fake.detach()], 1)))
+        step(self.optD, d["d"])
+        losses = {k: v.item() for k, v in {**g, **d}.items() if k != "g"}
+        losses["l1"] /= 2  # [0, 1] pixel units, like val_l1
+        return losses
+
+    def end_epoch(self, data):
+        """After each epoch: give the EMA generator batch-norm statistics of its own, from a
+        fixed spread of training frames."""
+        batches = calibration_batches(data, CALIBRATION_BATCH, self.device)
+        recalibrate_batch_norm(self.netG_ema, (self.complete(batch) for batch in batches))
+
+    def state(self, training=True):
+        state = super().state(training)
+        if training:
+            state["ema_updates"] = self.ema_updates
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.ema_updates = int(state.get("ema_updates", 0))
+        if "netG" not in state:  # a model file: training would go on from the averaged weights
+            self.netG.load_state_dict(state["netG_ema"])
