@@ -172,7 +172,7 @@ def reduced_vectors(skeletons):
     generator's `generate_batch` accepts."""
     arr = np.asarray(skeletons, dtype=np.float32)
     if arr.ndim == 3 and arr.shape[1:] == (NUM_LANDMARKS, 4):
-        return arr[:, REDUCED_IDS, :2].reshape(len(arr), -1)
+        return arr[:, REDUCED_IDS, :2].reshape(len(arr), 2 * len(REDUCED_IDS))
     return arr.reshape(len(arr), -1)
 
 

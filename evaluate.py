@@ -14,8 +14,8 @@ Per frame, then averaged:
               detection rate, and mean error in pixels over the 13 joints against the
               skeleton that drove it. The real frames' row is the floor.
   temporal    mean absolute difference between consecutive outputs, beside the real frames'.
-              The pix2pix generator is also scored driven by skeletons smoothed over
-              time with each smoother of Motion.py (rows "pix2pix+median", ...).
+              The demo's generator (generators.DEFAULT) is also scored driven by skeletons
+              smoothed over time with each smoother of Motion.py (rows "warp+median", ...).
   speed       generate() frames per second one at a time and batched; the whole demo
               pipeline's frames per second on a source clip.
   cross       other people's videos drive the target's generators (no ground truth), as
@@ -77,7 +77,7 @@ BOX_MARGIN = 0.1        # person box: the real skeleton's box grown by this frac
 # static MediaPipe found a person in 11% with no border, 33% at 10%, 62% at 25%, 95% at 50%.
 REDETECT_MARGIN = 0.5
 SPEED_FRAMES = 200      # frames timed for generate() speed
-SMOOTHED = DEFAULT       # the demo's generator, also scored driven by each smoother (rows "pix2pix+median", ...)
+SMOOTHED = DEFAULT       # the demo's generator, also scored driven by each smoother (rows "warp+median", ...)
 EDIT_BASES = 30         # held-out skeletons edited into each of poses.EDIT_FAMILIES (9): 270 unseen poses
 PLACED_EVERY = 3        # the placed protocol re-detects every 3rd test frame (at 256 px it costs the most)
 PLACED_MARGINS = (0.0, 0.25, 0.5)  # its border: the one that finds the most real frames (see placed_detector)
@@ -307,7 +307,7 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
         "rows": {}, "cross": {}}
     detector = PoseDetector(tracking=False, margin=REDETECT_MARGIN)
     # Each row of the table: its frames, the skeletons that drove them, and the generator that made
-    # them (None for the real frames); rows "pix2pix+X" are the same generator driven smoothed.
+    # them (None for the real frames); rows "<demo's generator>+X" are the same generator driven smoothed.
     rows, drivers, makers, real_flicker = {"real": real}, {"real": skeletons}, {"real": None}, flicker(real)
     for name, gen in gens.items():
         rows[name], drivers[name], makers[name] = outputs(gen, skeletons, size), skeletons, gen

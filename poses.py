@@ -16,6 +16,8 @@ and at inference:
                anti-aliasing, so it is deterministic.
 Torch-free: a pure function of the landmarks.
 """
+import warnings
+
 import cv2
 import numpy as np
 
@@ -27,17 +29,41 @@ SEARCH_CHUNK = 2_000_000  # (query, bank) pairs compared at once: ~100 MB of dif
 # ---- comparing ---------------------------------------------------------------------------
 def normalise_poses(vectors):
     """(..., 26) reduced skeletons -> (..., 13, 2) poses centred on their mean joint
-    and scaled to unit RMS distance from it."""
-    pts = np.asarray(vectors, dtype=np.float32).reshape(*np.shape(vectors)[:-1], -1, 2)
-    centred = pts - pts.mean(axis=-2, keepdims=True)
-    spread = np.sqrt((centred ** 2).sum(axis=-1).mean(axis=-1))[..., None, None]
+    and scaled to unit RMS distance from it (over the joints that are known: a NaN joint
+    stays NaN and is left out)."""
+    pts = np.asarray(vectors, dtype=np.float32).reshape(*np.shape(vectors)[:-1], np.shape(vectors)[-1] // 2, 2)
+    mean, average = (np.mean, np.mean) if np.isfinite(pts).all() else (np.nanmean, np.nanmean)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a pose with no known joint: all NaN
+        centred = pts - mean(pts, axis=-2, keepdims=True)
+        spread = np.sqrt(average((centred ** 2).sum(axis=-1), axis=-1))[..., None, None]
     return centred / np.maximum(spread, 1e-6)
 
 
 def pose_distances(query, bank):
-    """Mean Euclidean joint distance between normalised poses: (Q, 13, 2) x (M, 13, 2) -> (Q, M)."""
+    """Mean Euclidean joint distance between normalised poses: (Q, 13, 2) x (M, 13, 2) -> (Q, M),
+    over the joints both know (NaN where they share none)."""
     diff = query[:, None, :, :] - bank[None, :, :, :]
-    return np.sqrt((diff ** 2).sum(axis=-1)).mean(axis=-1)
+    joints = np.sqrt((diff ** 2).sum(axis=-1))
+    if np.isfinite(joints).all():
+        return joints.mean(axis=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(joints, axis=-1)
+
+
+def farthest_poses(vectors, count):
+    """Indices of `count` poses spread over all the poses a person made ((N, 26) or (N, 33, 4)):
+    farthest-point sampling in the normalised pose space, from the first pose, each next
+    one the pose farthest from all chosen so far. Deterministic; rare poses get picked."""
+    poses = normalise_poses(reduced_vectors(vectors))
+    count = min(count, len(poses))
+    picks = [0]
+    gap = pose_distances(poses[:1], poses)[0]
+    while len(picks) < count:
+        picks.append(int(np.nanargmax(gap)))
+        gap = np.fmin(gap, pose_distances(poses[picks[-1]:picks[-1] + 1], poses)[0])
+    return np.array(picks[:count], dtype=np.int64)
 
 
 class PoseIndex:

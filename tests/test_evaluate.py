@@ -9,7 +9,7 @@ import pytest
 
 import evaluate as ev
 from conftest import ROOT
-from generators import TABLE
+from generators import DEFAULT, TABLE
 from VideoSkeleton import VideoSkeleton
 from Skeleton import PoseDetector
 
@@ -101,7 +101,7 @@ def test_end_to_end_on_a_short_clip(clip, clip_models, tmp_path):
     assert set(data) == {"settings", "rows", "cross", "novelty", "unseen", "placed", "summary"}
     assert data["settings"]["test_frames"] > 0
     names = [row.name for row in TABLE]
-    for name in ["real", *names, "pix2pix+median", "pix2pix+one_euro"]:
+    for name in ["real", *names, f"{DEFAULT}+median", f"{DEFAULT}+one_euro"]:
         row = data["rows"][name]
         for key in ("l1", "psnr", "ssim", "box_l1", "box_psnr", "box_ssim", "detection_rate",
                     "joint_error_px", "flicker", "flicker_ratio", "native_size"):
@@ -113,7 +113,7 @@ def test_end_to_end_on_a_short_clip(clip, clip_models, tmp_path):
     assert set(data["settings"]["models"]) == {row.name for row in TABLE if row.learned}  # the clip's own models
     # what users do: poses the target never made, and frames at the size people watch
     assert set(data["unseen"]["rows"]) == set(names) and data["unseen"]["settings"]["poses"] > 0
-    assert set(data["unseen"]["rows"]["pix2pix"]["families"]) >= {"arms_up", "kick", "mirror"}
+    assert set(data["unseen"]["rows"][DEFAULT]["families"]) >= {"arms_up", "kick", "mirror"}
     assert set(data["novelty"]["rows"]) == {"real", *names} and len(data["novelty"]["edges"]) == 3
     assert all(len(r["held_out"]) == 4 for r in data["novelty"]["rows"].values())
     assert len(data["novelty"]["rows"]["nearest"]["cross"]) == 4 and clip.name in data["novelty"]["clips"]

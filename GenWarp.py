@@ -1,0 +1,225 @@
+"""The warp generator (GEN_TYPE 6): the target's own pixels, moved part by part to the asked
+pose, then fused and repaired by a network trained pix2pixHD-style.
+
+Where a forearm goes is given by the skeleton; only what rigid moves cannot explain has to be
+learned (Balakrishnan et al., *Synthesizing Images of Humans in Unseen Poses*, CVPR 2018;
+Siarohin et al., *Deformable GANs*, CVPR 2018). So, for each asked pose:
+  references  two frames of the target from a bank of its training frames (farthest-point
+              sampled over its poses, kept in the model file): the nearest pose facing the
+              same way (front or back, from the shoulders' order), and the nearest pose from
+              another moment (at least `reference_gap` frames away), which shows the person
+              in other light, other folds, other occlusions.
+  warp        each reference cut into 14 parts and each part moved by the affine map of its
+              bone onto the asked bone (parts.py), laid over each other by depth: a
+              composite of real pixels in the asked pose, with its coverage.
+  fusion      a U-Net reads the pose map, the two composites, their coverage and the two
+              references as they are (for the background), and outputs an image plus one
+              weight map per source: the final frame is, pixel by pixel, a softmax blend of
+              composite 1, composite 2 and its own image. Where a warped part is right the
+              network only has to point at it; it paints what no part shows (seams, cloth
+              that does not move rigidly, what the references hide).
+  training    adversarial.py's recipe (critics on pose map + image, LSGAN + feature matching
+              + L1, EMA), plus a selection prior (`painting_loss`): the network is charged
+              for painting where a moved part lands. Without it, L1 against the target's own
+              frames teaches it to paint them pix2pix-style and to ignore the moved parts,
+              and its frames melt in poses the target never made (measured on taichi1: after
+              2 epochs without it, edited unseen poses were detected in 39% of the frames;
+              200 more steps with the prior at weight 10: 50%, at weight 50: 69%). Each training frame gets references
+              that are *not* its neighbours: at least `train_gap` frames away in time, and
+              its pose rank among the bank drawn from near to far (rank = u^FAR_DRAW of the
+              nearest half), so the network learns to repair big moves, not to copy a
+              near-duplicate.
+A pose with missing landmarks still renders: parts whose bones are unknown are left out and
+the network paints them from the pose map.
+
+    python GenWarp.py [VIDEO] --epochs N [--every K] [--resume]
+"""
+import numpy as np
+import torch
+import torch.nn as nn
+
+from adversarial import RECIPE_DEFAULTS, AdversarialGenerator, recipe_options
+from nets import UNet, bgr_to_rgb_chw, resize_all
+from parts import facing, warp_parts
+from poses import farthest_poses, normalise_poses, pose_distances, pose_maps
+from Skeleton import NUM_LANDMARKS, reduced_vectors
+from training import EPOCHS, TRAIN_EVERY, check_split, train_main
+from VideoReader import DanceError, cli_main
+
+DEFAULTS = {
+    **RECIPE_DEFAULTS,
+    "image_size": 128,
+    "references": 2,          # reference frames per asked pose
+    "bank_size": 256,         # training frames kept in the model as references (25 MB at 128x128)
+    "reference_gap": 150,     # frames between the two references (5 s at 30 fps): another moment
+    "train_gap": 30,          # in training, no reference within this many frames of the asked one
+    "painting_weight": 50.0,  # weight of the selection prior (painting_loss)
+}
+SIDE_ON = 0.25        # |facing| below this (in torso lengths): side on, either way will do
+MISMATCH = 1.0        # added to the pose distance of a reference facing the other way (poses differ by ~0.1)
+SHUNNED = 10.0        # added to references that are too close in time: chosen only when nothing else is left
+FAR_DRAW = 2.0        # training draws a reference's pose rank as u**FAR_DRAW of the nearest half of the bank
+NEAREST_HALF = 0.5
+SOURCE_CHANNELS = 7   # per reference: composite (3), its coverage (1), the reference as it is (3)
+
+
+class WarpFusion(nn.Module):
+    """The fusion network: pose map + per reference (composite, coverage, reference) ->
+    a softmax blend, pixel by pixel, of the composites and an image of its own."""
+
+    def __init__(self, references, base, levels):
+        super().__init__()
+        self.unet = UNet(3 + SOURCE_CHANNELS * references, base, levels, out_channels=3 + references + 1, tanh=False)
+
+    def forward(self, batch):
+        return self.blend(batch)[0]
+
+    def blend(self, batch):
+        """(the image (B, 3, S, S), the weight of each source (B, K + 1, S, S), its own image last)."""
+        warped = batch["warped"]                                        # (B, K, 3, S, S)
+        x = torch.cat([batch["pose"], warped.flatten(1, 2), batch["cover"].flatten(1, 2),
+                       batch["refs"].flatten(1, 2)], dim=1)
+        out = self.unet(x)
+        painted = torch.tanh(out[:, :3])
+        weights = torch.softmax(out[:, 3:], dim=1)                      # (B, K + 1, S, S)
+        sources = torch.cat([warped, painted[:, None]], dim=1)          # (B, K + 1, 3, S, S)
+        return (weights[:, :, None] * sources).sum(dim=1), weights
+
+
+def painting_loss(weights, cover):
+    """The selection prior: the mean weight the network gives its own painting where a moved part
+    lands (the most any reference covers). Without it, trained against L1, the network learns to
+    paint the target's repertoire pix2pix-style, which melts in poses the target never made,
+    rather than to point at the moved pixels, whose geometry holds in any pose."""
+    return (weights[:, -1:] * cover.amax(dim=1)).mean()
+
+
+class GenWarp(AdversarialGenerator):
+    """The target's own pixels moved part by part to the asked pose, fused and repaired by a U-Net."""
+
+    kind = "GenWarp"
+    name = "warp"
+    defaults = DEFAULTS
+    render_poses = staticmethod(pose_maps)
+    shipped = AdversarialGenerator.shipped + ("bank",)
+
+    def build(self):
+        c = self.config
+        if c["references"] < 1 or c["bank_size"] < 1 or c["reference_gap"] < 0 or c["train_gap"] < 0:
+            raise DanceError("settings references and bank_size must be at least 1, reference_gap and "
+                             "train_gap at least 0")
+        self.bank = Bank(c["image_size"])  # empty until training fills it (or a model file)
+        super().build()
+
+    def build_generator(self):
+        levels = int(np.log2(self.config["image_size"])) - 2  # down to 4x4
+        return WarpFusion(self.config["references"], self.config["g_base"], levels)
+
+    # -- references --
+    def references(self, landmarks, frames=None, rng=None):
+        """Bank rows of the references of each asked pose (N, 33, 4): (N, K). At inference
+        (rng None) the nearest pose facing the same way, then the nearest from another moment;
+        in training (rng given) poses drawn from near to far, none within train_gap of
+        `frames`, the asked frames' numbers."""
+        bank, k = self.bank, self.config["references"]
+        if not len(bank):
+            raise DanceError(f"this {self.kind} has no reference frames: train it (python GenWarp.py TARGET.mp4)")
+        dist = pose_distances(normalise_poses(reduced_vectors(landmarks)), bank.poses)
+        dist = np.nan_to_num(dist, nan=SHUNNED)
+        asked = facing(landmarks)[:, None]
+        dist += MISMATCH * ((np.abs(asked) > SIDE_ON) & (np.sign(asked) != np.sign(bank.facing)[None]))
+        if frames is not None:
+            dist += SHUNNED * (np.abs(bank.frames[None] - np.asarray(frames)[:, None]) < self.config["train_gap"])
+        picks = np.empty((len(dist), k), np.int64)
+        if rng is None:
+            for j in range(k):
+                picks[:, j] = dist.argmin(axis=1)
+                moment = bank.frames[picks[:, j]][:, None]
+                dist = dist + SHUNNED * (np.abs(bank.frames[None] - moment) < self.config["reference_gap"])
+            return picks
+        order = np.argsort(dist, axis=1, kind="stable")
+        usable = np.maximum((dist < SHUNNED).sum(axis=1), 1)
+        span = np.maximum(1, (NEAREST_HALF * usable).astype(np.int64))
+        ranks = (rng.random((len(dist), k)) ** FAR_DRAW * span[:, None]).astype(np.int64)
+        return np.take_along_axis(order, ranks, axis=1)
+
+    def complete(self, batch, rng=None):
+        """Add the references (B, K, 3, S, S), their parts moved to the asked poses and laid
+        over each other ("warped", same shape) and where those land ("cover", (B, K, 1, S, S))."""
+        landmarks = batch["skeleton"].numpy()
+        b, k, s = len(landmarks), self.config["references"], self.config["image_size"]
+        picks = self.references(landmarks, batch["frame"].numpy() if rng is not None else None, rng).reshape(-1)
+        refs = self.bank.images[picks].to(self.device).float().div(127.5).sub(1.0)
+        warped, cover = warp_parts(refs, np.repeat(landmarks, k, axis=0), self.bank.skeletons[picks])
+        return {**batch, "refs": refs.view(b, k, 3, s, s), "warped": warped.view(b, k, 3, s, s),
+                "cover": cover.view(b, k, 1, s, s)}
+
+    # -- training --
+    def forward_train(self, batch):
+        image, weights = self.netG.blend(batch)
+        return image, {"painting": painting_loss(weights, batch["cover"])}
+
+    def train(self, videoSke, epochs=EPOCHS, every=TRAIN_EVERY, checkpoint=None, out=None, progress=True):
+        """Fill the bank from the training split (once: a resumed training keeps its bank), then train."""
+        if not len(self.bank):
+            train_idx, _ = check_split(videoSke, self.config["held_out"], every)
+            self.bank.fill(videoSke, train_idx, self.config["bank_size"])
+        return super().train(videoSke, epochs, every, checkpoint, out, progress)
+
+
+class Bank(nn.Module):
+    """Reference frames of the target, a module so that they travel in the model file with
+    its weights: images (M, 3, S, S) RGB uint8, skeletons (M, 33, 4), frame numbers (M,)."""
+
+    def __init__(self, size):
+        super().__init__()
+        self.register_buffer("images", torch.zeros((0, 3, size, size), dtype=torch.uint8))
+        self.register_buffer("landmarks", torch.zeros((0, NUM_LANDMARKS, 4)))
+        self.register_buffer("frame_numbers", torch.zeros(0, dtype=torch.int64))
+        self._index()
+
+    def __len__(self):
+        return len(self.images)
+
+    def fill(self, videoSke, indices, count):
+        """The `count` frames of `indices` whose poses spread the widest (poses.farthest_poses)."""
+        picks = np.asarray(indices)[farthest_poses(videoSke.skeletons[indices], count)]
+        self.images = bgr_to_rgb_chw(resize_all(videoSke.images()[picks], self.images.shape[-1])).contiguous()
+        self.landmarks = torch.from_numpy(videoSke.skeletons[picks].astype(np.float32))
+        self.frame_numbers = torch.from_numpy(picks.astype(np.int64))
+        self._index()
+
+    def _load_from_state_dict(self, state, prefix, *args, **kwargs):
+        # Buffers of any length load (the bank's size is the file's); then their shapes are checked.
+        for name in ("images", "landmarks", "frame_numbers"):
+            if prefix + name in state:
+                setattr(self, name, torch.empty_like(state[prefix + name]))
+        super()._load_from_state_dict(state, prefix, *args, **kwargs)
+        m, size = len(self.images), self.images.shape[-1]
+        if not (self.images.dtype == torch.uint8 and self.images.shape[1:] == (3, size, size)
+                and self.landmarks.shape == (m, NUM_LANDMARKS, 4) and self.frame_numbers.shape == (m,)
+                and bool(torch.isfinite(self.landmarks[:, :, :2]).all())):
+            raise ValueError("a damaged reference bank")
+        self._index()
+
+    def _index(self):
+        """What the reference search reads, in numpy."""
+        self.skeletons = self.landmarks.numpy()
+        self.frames = self.frame_numbers.numpy()
+        self.poses = normalise_poses(reduced_vectors(self.skeletons))  # (M, 13, 2)
+        self.facing = facing(self.skeletons)
+
+
+def main():
+    def extra(parser):
+        recipe_options(parser)
+        parser.add_argument("--bank-size", type=int, default=DEFAULTS["bank_size"],
+                            help=f"training frames kept in the model as references (default: {DEFAULTS['bank_size']})")
+        parser.add_argument("--painting-weight", type=float, default=DEFAULTS["painting_weight"],
+                            help=f"weight of the prior against painting where moved parts land (default: "
+                                 f"{DEFAULTS['painting_weight']:g})")
+    return train_main(GenWarp, extra)
+
+
+if __name__ == "__main__":
+    cli_main(main)
