@@ -50,7 +50,7 @@ DEFAULTS = {
     **RECIPE_DEFAULTS,
     "image_size": 128,
     "references": 2,          # reference frames per asked pose
-    "bank_size": 256,         # training frames kept in the model as references (25 MB at 128x128)
+    "bank_size": 256,         # training frames kept in the model as references (12.6 MB at 128x128)
     "reference_gap": 150,     # frames between the two references (5 s at 30 fps): another moment
     "train_gap": 30,          # in training, no reference within this many frames of the asked one
     "painting_weight": 50.0,  # weight of the selection prior (painting_loss)
@@ -173,6 +173,7 @@ class Bank(nn.Module):
 
     def __init__(self, size):
         super().__init__()
+        self.size = size
         self.register_buffer("images", torch.zeros((0, 3, size, size), dtype=torch.uint8))
         self.register_buffer("landmarks", torch.zeros((0, NUM_LANDMARKS, 4)))
         self.register_buffer("frame_numbers", torch.zeros(0, dtype=torch.int64))
@@ -184,7 +185,7 @@ class Bank(nn.Module):
     def fill(self, videoSke, indices, count):
         """The `count` frames of `indices` whose poses spread the widest (poses.farthest_poses)."""
         picks = np.asarray(indices)[farthest_poses(videoSke.skeletons[indices], count)]
-        self.images = bgr_to_rgb_chw(resize_all(videoSke.images()[picks], self.images.shape[-1])).contiguous()
+        self.images = bgr_to_rgb_chw(resize_all(videoSke.images()[picks], self.size)).contiguous()
         self.landmarks = torch.from_numpy(videoSke.skeletons[picks].astype(np.float32))
         self.frame_numbers = torch.from_numpy(picks.astype(np.int64))
         self._index()
@@ -195,7 +196,7 @@ class Bank(nn.Module):
             if prefix + name in state:
                 setattr(self, name, torch.empty_like(state[prefix + name]))
         super()._load_from_state_dict(state, prefix, *args, **kwargs)
-        m, size = len(self.images), self.images.shape[-1]
+        m, size = len(self.images), self.size
         if not (self.images.dtype == torch.uint8 and self.images.shape[1:] == (3, size, size)
                 and self.landmarks.shape == (m, NUM_LANDMARKS, 4) and self.frame_numbers.shape == (m,)
                 and bool(torch.isfinite(self.landmarks[:, :, :2]).all())):

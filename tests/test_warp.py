@@ -177,6 +177,11 @@ def test_a_damaged_bank_is_a_clear_error(poses, tmp_path):
     torch.save(state, tmp_path / "bad.pth")
     with pytest.raises(DanceError, match="bad.pth"):
         GenWarp.load(tmp_path / "bad.pth")
+    state = gen.state(training=False)
+    state["bank"]["images"] = state["bank"]["images"][:, :, :16, :16]  # references of another size
+    torch.save(state, tmp_path / "small.pth")
+    with pytest.raises(DanceError, match="small.pth"):
+        GenWarp.load(tmp_path / "small.pth")
     with pytest.raises(DanceError, match="no reference frames"):
         GenWarp(device="cpu", image_size=SIZE).generate_batch(poses[:1])
 
