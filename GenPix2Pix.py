@@ -15,7 +15,6 @@ in commit 6f74a36.
 
     python GenPix2Pix.py [VIDEO] --epochs N [--every K] [--resume]
 """
-import numpy as np
 
 from adversarial import RECIPE_DEFAULTS, AdversarialGenerator, recipe_options
 from nets import UNet
@@ -35,8 +34,7 @@ class GenPix2Pix(AdversarialGenerator):
     render_poses = staticmethod(pose_maps)
 
     def build_generator(self):
-        levels = int(np.log2(self.config["image_size"])) - 2  # down to 4x4
-        return UNet(3, self.config["g_base"], levels)
+        return UNet(3, self.config["g_base"], self.unet_levels)
 
 
 def main():

@@ -24,11 +24,11 @@ Siarohin et al., *Deformable GANs*, CVPR 2018). So, for each asked pose:
               frames teaches it to paint them pix2pix-style and to ignore the moved parts,
               and its frames melt in poses the target never made (measured on taichi1: after
               2 epochs without it, edited unseen poses were detected in 39% of the frames;
-              200 more steps with the prior at weight 10: 50%, at weight 50: 69%). Each training frame gets references
-              that are *not* its neighbours: at least `train_gap` frames away in time, and
-              its pose rank among the bank drawn from near to far (rank = u^FAR_DRAW of the
-              nearest half), so the network learns to repair big moves, not to copy a
-              near-duplicate.
+              200 more steps with the prior at weight 10: 50%, at weight 50: 69%). Each
+              training frame gets references that are *not* its neighbours: at least
+              `train_gap` frames away in time, and its pose rank among the bank drawn from
+              near to far (rank = u^FAR_DRAW of the nearest half), so the network learns to
+              repair big moves, not to copy a near-duplicate.
 A pose with missing landmarks still renders: parts whose bones are unknown are left out and
 the network paints them from the pose map.
 
@@ -42,7 +42,7 @@ from adversarial import RECIPE_DEFAULTS, AdversarialGenerator, recipe_options
 from nets import UNet, bgr_to_rgb_chw, resize_all
 from parts import facing, warp_parts
 from poses import farthest_poses, normalise_poses, pose_distances, pose_maps
-from Skeleton import NUM_LANDMARKS, reduced_vectors
+from Skeleton import NUM_LANDMARKS, full_landmarks, reduced_vectors
 from training import EPOCHS, TRAIN_EVERY, check_split, train_main
 from VideoReader import DanceError, cli_main
 
@@ -112,8 +112,7 @@ class GenWarp(AdversarialGenerator):
         super().build()
 
     def build_generator(self):
-        levels = int(np.log2(self.config["image_size"])) - 2  # down to 4x4
-        return WarpFusion(self.config["references"], self.config["g_base"], levels)
+        return WarpFusion(self.config["references"], self.config["g_base"], self.unet_levels)
 
     # -- references --
     def references(self, landmarks, frames=None, rng=None):
@@ -146,7 +145,7 @@ class GenWarp(AdversarialGenerator):
     def complete(self, batch, rng=None):
         """Add the references (B, K, 3, S, S), their parts moved to the asked poses and laid
         over each other ("warped", same shape) and where those land ("cover", (B, K, 1, S, S))."""
-        landmarks = batch["skeleton"].numpy()
+        landmarks = full_landmarks(batch["skeleton"].numpy())  # reduced 26-vectors: the other landmarks NaN
         b, k, s = len(landmarks), self.config["references"], self.config["image_size"]
         picks = self.references(landmarks, batch["frame"].numpy() if rng is not None else None, rng).reshape(-1)
         refs = self.bank.images[picks].to(self.device).float().div(127.5).sub(1.0)

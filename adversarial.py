@@ -68,6 +68,11 @@ class AdversarialGenerator(LearnedGenerator):
         """The generator network (an nn.Module: a batch in, (B, 3, S, S) in [-1, 1] out)."""
         raise NotImplementedError
 
+    @property
+    def unet_levels(self):
+        """The levels of a U-Net that goes down to 4x4 at this image size."""
+        return int(np.log2(self.config["image_size"])) - 2
+
     def build(self):
         c = self.config
         self.netG = self.build_generator().to(self.device)

@@ -32,11 +32,11 @@ def normalise_poses(vectors):
     and scaled to unit RMS distance from it (over the joints that are known: a NaN joint
     stays NaN and is left out)."""
     pts = np.asarray(vectors, dtype=np.float32).reshape(*np.shape(vectors)[:-1], np.shape(vectors)[-1] // 2, 2)
-    mean, average = (np.mean, np.mean) if np.isfinite(pts).all() else (np.nanmean, np.nanmean)
+    mean = np.mean if np.isfinite(pts).all() else np.nanmean
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a pose with no known joint: all NaN
         centred = pts - mean(pts, axis=-2, keepdims=True)
-        spread = np.sqrt(average((centred ** 2).sum(axis=-1), axis=-1))[..., None, None]
+        spread = np.sqrt(mean((centred ** 2).sum(axis=-1), axis=-1))[..., None, None]
     return centred / np.maximum(spread, 1e-6)
 
 

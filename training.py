@@ -32,7 +32,7 @@ from generator import Generator, finite_number
 from Motion import video_pose_stats
 from nets import bgr_to_rgb_chw, images_to_tensor, pick_device, resize_all, rgb_chw_to_bgr, tensor_to_images
 from poses import PoseIndex, pose_images
-from Skeleton import full_landmarks, reduced_vectors
+from Skeleton import reduced_vectors
 from VideoReader import (PROJECT_DIR, DanceError, atomic_path, check_file, check_output, data_path, evenly_spaced,
                          write_image)
 from VideoSkeleton import HELD_OUT, VideoSkeleton
@@ -217,7 +217,7 @@ class LearnedGenerator(Generator):
     def generate_batch(self, skeletons):
         """Skeletons in crop coordinates, (N, 33, 4) or (N, 26) -> (N, S, S, 3) BGR uint8 images."""
         net = self.inference_net.eval()
-        batch = {"skeleton": torch.from_numpy(full_landmarks(skeletons))}
+        batch = {"skeleton": torch.from_numpy(np.asarray(skeletons, dtype=np.float32))}  # as given: (N, 33, 4) or (N, 26)
         if "vector" in self.net_inputs:
             batch["vector"] = torch.from_numpy(reduced_vectors(skeletons)).to(self.device)
         if "pose" in self.net_inputs:
