@@ -83,28 +83,33 @@ class OneEuroFilter:
 
         f = OneEuroFilter(fps=30)
         smoothed = [f(x) for x in samples]     # f(None) for a gap resets it
+        smoothed = [f(x, t) for t, x in ...]   # samples at times t (seconds): a live source
+                                               # that drops frames is not evenly spaced
     """
 
     def __init__(self, fps, min_cutoff=ONE_EURO_MIN_CUTOFF, beta=ONE_EURO_BETA, d_cutoff=ONE_EURO_D_CUTOFF):
-        self.dt, self.min_cutoff, self.beta, self.d_cutoff = 1.0 / fps, min_cutoff, beta, d_cutoff
-        self.x = self.dx = None
+        self.period, self.min_cutoff, self.beta, self.d_cutoff = 1.0 / fps, min_cutoff, beta, d_cutoff
+        self.x = self.dx = self.t = None
 
-    def _alpha(self, cutoff):
+    @staticmethod
+    def _alpha(cutoff, dt):
         tau = 1.0 / (2 * np.pi * cutoff)
-        return 1.0 / (1.0 + tau / self.dt)
+        return 1.0 / (1.0 + tau / dt)
 
-    def __call__(self, x):
+    def __call__(self, x, t=None):
         if x is None:
-            self.x = self.dx = None
+            self.x = self.dx = self.t = None
             return None
         x = np.asarray(x, np.float64)
+        dt = self.period if t is None or self.t is None or t <= self.t else t - self.t
+        self.t = t
         if self.x is None:
             self.x, self.dx = x.copy(), np.zeros_like(x)
             return x.astype(np.float32)
-        dx = (x - self.x) / self.dt
-        self.dx = self.dx + self._alpha(self.d_cutoff) * (dx - self.dx)
+        dx = (x - self.x) / dt
+        self.dx = self.dx + self._alpha(self.d_cutoff, dt) * (dx - self.dx)
         cutoff = self.min_cutoff + self.beta * np.abs(self.dx)
-        self.x = self.x + self._alpha(cutoff) * (x - self.x)
+        self.x = self.x + self._alpha(cutoff, dt) * (x - self.x)
         return self.x.astype(np.float32)
 
 
@@ -132,18 +137,20 @@ def smooth_track(track, method, fps=30.0, window=SMOOTH_WINDOW):
     raise ValueError(f"unknown smoother {method!r}; choose one of {', '.join(SMOOTHERS)}")
 
 
-def smooth_stream(items, method, fps=30.0, window=SMOOTH_WINDOW):
+def smooth_stream(items, method, fps=30.0, window=SMOOTH_WINDOW, time_of=None):
     """Smooth a live stream of (payload, landmarks (33, 4) or None) pairs, yielding the same
     pairs with smoothed landmarks. "median" needs the frames after each one, so it yields
     each pair window // 2 pairs late (and the last ones when the stream ends); it gives what
-    `median_smooth` gives on the whole track. None (nobody found) passes through unchanged."""
+    `median_smooth` gives on the whole track. None (nobody found) passes through unchanged.
+    `time_of(payload)`, when given, is the pair's time in seconds: One-Euro then follows the
+    real spacing of a stream that drops frames, instead of assuming 1 / fps."""
     if method == "none":
         yield from items
         return
     if method == "one_euro":
         f = OneEuroFilter(fps)
         for payload, lm in items:
-            yield payload, f(lm)
+            yield payload, f(lm, None if time_of is None else time_of(payload))
         return
     if method != "median":
         raise ValueError(f"unknown smoother {method!r}; choose one of {', '.join(SMOOTHERS)}")
@@ -166,6 +173,25 @@ def smooth_stream(items, method, fps=30.0, window=SMOOTH_WINDOW):
     while buf and next_pos <= buf[-1][0]:             # the end: windows shrink
         yield emit(next_pos)
         next_pos += 1
+
+
+class Calibration:
+    """Where a live source's person stands (`pose_stats`), measured causally: from the first
+    `count` skeletons seen, then fixed. A live source has no whole video to measure, so the
+    normalisation waits for this window; `calibration(landmarks)` is None until then."""
+
+    def __init__(self, frame_size, count):
+        self.frame_size, self.count, self.seen, self.stats = frame_size, count, [], None
+
+    def __call__(self, landmarks):
+        if self.stats is None and landmarks is not None:
+            self.seen.append(np.asarray(landmarks, np.float32))
+            if len(self.seen) >= self.count:
+                try:
+                    self.stats = pose_stats(np.stack(self.seen), self.frame_size)
+                except ValueError:  # nobody measurable in this window: measure the next one
+                    self.seen = []
+        return self.stats
 
 
 def timeline(landmarks, frame_index):

@@ -333,7 +333,10 @@ class VideoWriter:
                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
                    "-movflags", "+faststart", str(target)]
         self._log = tempfile.TemporaryFile()
-        self._ffmpeg = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+        # A session of its own: Ctrl-C in the terminal is for us to handle (a live recording is
+        # finished and kept, anything else discarded), not a signal that stops ffmpeg mid-file.
+        self._ffmpeg = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log,
+                                        start_new_session=True)
         self.size = (width, height)
 
     def _add_sound(self):

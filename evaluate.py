@@ -18,6 +18,10 @@ Per frame, then averaged:
               smoothed over time with each smoother of Motion.py (rows "warp+median", ...).
   speed       generate() frames per second one at a time and batched; the whole demo
               pipeline's frames per second on a source clip.
+  live        the demo's live path, with the source clip played in real time as a camera
+              would deliver it (live.py's fake capture): frames per second shown, frames
+              dropped, latency from capture to display; again with the generator slowed
+              on purpose (LIVE_SLOWDOWNS), to show frames dropped rather than queued.
   cross       other people's videos drive the target's generators (no ground truth), as
               the demo drives them (smoothed, normalised into the target's frame, cropped):
               pose fidelity against the driving skeleton.
@@ -81,6 +85,8 @@ SMOOTHED = DEFAULT       # the demo's generator, also scored driven by each smoo
 EDIT_BASES = 30         # held-out skeletons edited into each of poses.EDIT_FAMILIES (9): 270 unseen poses
 PLACED_EVERY = 3        # the placed protocol re-detects every 3rd test frame (at 256 px it costs the most)
 PLACED_MARGINS = (0.0, 0.25, 0.5)  # its border: the one that finds the most real frames (see placed_detector)
+LIVE_SLOWDOWNS = (0.0, 0.1)  # seconds added to each generated frame in the live runs: none, and
+                             # enough that generation cannot keep up with a 25-30 fps source
 HARDEST = 8             # poses in the picture of the most novel ones
 GRID_ROWS = 6
 CELL = 128
@@ -264,6 +270,37 @@ def drive(videoSke, idx, smoother, target=None):
                        videoSke.fps, smoother, CROP_MARGIN, stats)
 
 
+class Slowed:
+    """A generator made slower on purpose (a pause before each frame): how the live path
+    behaves when generation cannot keep up with the camera."""
+
+    def __init__(self, generator, seconds):
+        self.generator, self.seconds = generator, seconds
+
+    def generate(self, skeleton):
+        time.sleep(self.seconds)
+        return self.generator.generate(skeleton)
+
+    def reset(self):
+        self.generator.reset()
+
+
+def live_figures(source, target, name, model=None, slowdowns=LIVE_SLOWDOWNS):
+    """The demo's live path on `source` played in real time, once per slowdown (seconds added
+    to each generated frame): fps shown, frames captured and dropped, latency (ms)."""
+    rows = {}
+    for extra in slowdowns:
+        demo = DanceDemo(source, name, target=target, model=model, live=True)
+        if extra:
+            demo.generator = Slowed(demo.generator, extra)
+        with tempfile.TemporaryDirectory() as tmp:
+            stats = demo.draw(output=Path(tmp) / "live.mp4")
+        rows[f"+{1000 * extra:.0f} ms"] = {k: stats[k] for k in ("fps", "frames", "captured", "dropped",
+                                                                  "latency_ms", "latency_p90_ms")}
+    return {"source": Path(source).name, "source_fps": demo.fps, "generator": name, "smoother": demo.smooth,
+            "rows": rows}
+
+
 def score(frames, real, skeletons, real_flicker, detector):
     """Every figure of one row: appearance against `real`, pose fidelity against `skeletons`
     (what drove the generator), flicker."""
@@ -429,6 +466,10 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
                 stats = demo.draw(output=Path(tmp) / "demo.mp4")
             results["rows"][name]["demo_fps"] = stats["fps"]
     seconds["demo"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if demo_source and SMOOTHED in gens:
+        results["live"] = live_figures(demo_source, target, SMOOTHED, model_files.get(SMOOTHED))
+    seconds["live"] = time.perf_counter() - t
     results["settings"]["part_seconds"] = seconds
     return results
 
@@ -469,6 +510,15 @@ def markdown(results):
                       f"held-out third quartile", "",
                   "| generator | detected | joint err (px) |", "|---|---|---|"]
         lines += [f"| {n} | {pct(r)} | {r['joint_error_px']:.2f} |" for n, r in table.items()]
+    if "live" in results:
+        live = results["live"]
+        lines += ["", f"Live: {live['source']} played in real time ({live['source_fps']:g} fps) as a camera would "
+                      f"deliver it, through the demo's live path ({live['generator']}, {live['smoother']} smoothing); "
+                      f"each generated frame as it is, then slowed on purpose.", "",
+                  "| generator slowed by | shown fps | frames shown / captured | dropped | latency median (ms) "
+                  "| latency p90 (ms) |", "|---|---|---|---|---|---|"]
+        lines += [f"| {k} | {r['fps']:.1f} | {r['frames']} / {r['captured']} | {r['dropped']} | "
+                  f"{r['latency_ms']:.0f} | {r['latency_p90_ms']:.0f} |" for k, r in live["rows"].items()]
     return "\n".join(lines + [""] + what_users_do(results))
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import DanceDemo as demo_module
+from browser import browser, play
 from conftest import ROOT, assert_one_line_error, run
 from DanceDemo import DanceDemo
 from generators import GEN_TYPE, TABLE, parse_gen_type
@@ -167,11 +168,10 @@ def test_the_demo_normalises_another_person_into_the_target_frame(clip, tmp_path
 def test_place_puts_the_crop_where_the_normalised_box_is(clip):
     demo = DanceDemo(clip, GEN_TYPE.PIX2PIX, every=3)
     target = {**demo.norm[1], "frame_size": [200.0, 100.0], "far": 60.0, "near": 80.0, "centre_x": 100.0}
-    demo.norm = (demo.norm[0], target)
     crop = np.full((128, 128, 3), 200, np.uint8)
     lm = np.zeros((33, 4), np.float32)
     lm[:, :2] = 0.5
-    panel = demo.place(crop, (0.0, 0.0, 10.0), lm)
+    panel = demo.place(crop, (0.0, 0.0, 10.0), lm, (demo.norm[0], target))
     assert panel.shape == (256, 256, 3)
     assert not panel[:60].any() and not panel[-60:].any()  # letterbox: a 2:1 frame in a square panel
     assert (panel[64:192] == 200).all()  # the crop and its extended edges fill the target's frame
@@ -211,3 +211,15 @@ def test_the_demo_writes_h264_with_the_sources_sound(karate_path, tmp_path):
     DanceDemo(ROOT / "data" / "karate1_track.npz", "pix2pix").draw(output=silent)  # a track has no sound
     assert probe(silent)[0] == {"Video": "h264"}
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+@pytest.mark.skipif(browser() is None, reason="no Chromium here (.ci/run installs it)")
+def test_the_demo_video_plays_in_a_browser(karate_path, tmp_path):
+    out = tmp_path / "demo.mp4"
+    DanceDemo(karate_path, "nearest", target=karate_path, every=2).draw(output=out)
+    shown = play(out, tmp_path / "screenshot.png", seconds=1.0)
+    assert shown["error"] is None and shown["currentTime"] >= 1.0, shown   # it played, in real time
+    assert (shown["width"], shown["height"]) == (512, 256)
+    assert shown["audioBytes"] > 0 and shown["videoBytes"] > 0, shown      # picture and sound decoded
+    assert abs(shown["duration"] - probe(karate_path)[1]) < 0.1
+    assert (tmp_path / "screenshot.png").stat().st_size > 1000

@@ -98,7 +98,10 @@ def test_end_to_end_on_a_short_clip(clip, clip_models, tmp_path):
         raise ValueError(f"{constant} in the JSON")  # NaN and Infinity are not JSON
 
     data = json.loads(out_json.read_text(), parse_constant=strict)
-    assert set(data) == {"settings", "rows", "cross", "novelty", "unseen", "placed", "summary"}
+    assert set(data) == {"settings", "rows", "cross", "novelty", "unseen", "placed", "summary", "live"}
+    live = data["live"]["rows"]
+    assert list(live) == ["+0 ms", "+100 ms"] and all(r["captured"] == 60 for r in live.values())
+    assert live["+100 ms"]["dropped"] > live["+0 ms"]["dropped"]   # slowed on purpose: frames dropped
     assert data["settings"]["test_frames"] > 0
     names = [row.name for row in TABLE]
     for name in ["real", *names, f"{DEFAULT}+median", f"{DEFAULT}+one_euro"]:
