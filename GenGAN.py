@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nets import GenNNSkeToImage, weights_init
+from nets import GenNNSkeToImage, unwrap, weights_init
 from training import LearnedGenerator, adam, step, train_main
 from VideoReader import DanceError, cli_main
 
@@ -65,6 +65,7 @@ class GenGAN(LearnedGenerator):
     name = "gan"
     defaults = {"critic": "pose", "l1_weight": L1_WEIGHT}
     resumable = ("optG", "netD", "optD")
+    trained = ("netG", "netD")
 
     def build(self):
         if self.config["critic"] not in CRITICS:
@@ -90,9 +91,10 @@ class GenGAN(LearnedGenerator):
                         self.netD(self._critic_input(fake.detach(), batch)))
         step(self.optD, loss_d)
 
-        # Generator: fool the updated discriminator, and stay close to the real frame.
-        losses = g_loss(self.netD(self._critic_input(fake, batch)), fake, real, self.config["l1_weight"])
-        step(self.optG, losses["total"])
+        # Generator: fool the updated discriminator, and stay close to the real frame. The critic
+        # runs unwrapped (under torchrun) and gets no gradient: its weights do not learn here.
+        losses = g_loss(unwrap(self.netD)(self._critic_input(fake, batch)), fake, real, self.config["l1_weight"])
+        step(self.optG, losses["total"], inputs=list(self.netG.parameters()))
         return {"d": loss_d.item(), "g_adv": losses["adv"].item(), "l1": losses["l1"].item() / 2}  # [0, 1] units
 
 

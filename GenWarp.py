@@ -71,8 +71,11 @@ class WarpFusion(nn.Module):
         super().__init__()
         self.unet = UNet(3 + SOURCE_CHANNELS * references, base, levels, out_channels=3 + references + 1, tanh=False)
 
-    def forward(self, batch):
-        return self.blend(batch)[0]
+    def forward(self, batch, with_weights=False):
+        """The image; with_weights=True: (image, weights), see `blend` (training's call, through
+        forward so that DistributedDataParallel sees it)."""
+        image, weights = self.blend(batch)
+        return (image, weights) if with_weights else image
 
     def blend(self, batch):
         """(the image (B, 3, S, S), the weight of each source (B, K + 1, S, S), its own image last)."""
@@ -155,15 +158,16 @@ class GenWarp(AdversarialGenerator):
 
     # -- training --
     def forward_train(self, batch):
-        image, weights = self.netG.blend(batch)
+        image, weights = self.netG(batch, with_weights=True)
         return image, {"painting": painting_loss(weights, batch["cover"])}
 
-    def train(self, videoSke, epochs=EPOCHS, every=TRAIN_EVERY, checkpoint=None, out=None, progress=True):
+    def train(self, videoSke, epochs=EPOCHS, every=TRAIN_EVERY, checkpoint=None, out=None, progress=True,
+              amp=True):
         """Fill the bank from the training split (once: a resumed training keeps its bank), then train."""
         if not len(self.bank):
             train_idx, _ = check_split(videoSke, self.config["held_out"], every)
             self.bank.fill(videoSke, train_idx, self.config["bank_size"])
-        return super().train(videoSke, epochs, every, checkpoint, out, progress)
+        return super().train(videoSke, epochs, every, checkpoint, out, progress, amp)
 
 
 class Bank(nn.Module):

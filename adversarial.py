@@ -20,7 +20,7 @@ import copy
 import numpy as np
 import torch
 
-from nets import MultiscaleDiscriminator, feature_matching_loss, lsgan_loss, weights_init
+from nets import MultiscaleDiscriminator, feature_matching_loss, lsgan_loss, unwrap, weights_init
 from training import LearnedGenerator, adam, calibration_batches, ema_decay, ema_update, recalibrate_batch_norm, step
 
 RECIPE_DEFAULTS = {
@@ -48,6 +48,12 @@ def g_losses(fake_outputs, real_outputs, fake, real, l1_weight, fm_weight):
     return {"g_adv": adv, "fm": fm, "l1": l1, "g": adv + fm_weight * fm + l1_weight * l1}
 
 
+def split_outputs(outputs, n):
+    """A critic's outputs ([scale][layer] maps) on a batch of 2n pairs -> those of its first n
+    pairs and of its last n."""
+    return ([[f[:n] for f in scale] for scale in outputs], [[f[n:] for f in scale] for scale in outputs])
+
+
 def recipe_options(parser):
     """The recipe's options on a trainer's command line (training.train_main's extra_args)."""
     parser.add_argument("--l1-weight", type=float, default=RECIPE_DEFAULTS["l1_weight"], help="weight of the L1 term")
@@ -63,6 +69,8 @@ class AdversarialGenerator(LearnedGenerator):
     net_inputs = ("pose",)
     shipped = ("netG_ema",)
     resumable = ("netG", "optG", "netD", "optD")
+    trained = ("netG", "netD")
+    image_at_crop_size = True
 
     def build_generator(self):
         """The generator network (an nn.Module: a batch in, (B, 3, S, S) in [-1, 1] out)."""
@@ -96,24 +104,31 @@ class AdversarialGenerator(LearnedGenerator):
     def train_step(self, batch):
         self.netG.train()
         self.netD.train()
-        # What the batch needs beyond the dataset, drawn reproducibly (a resumed run draws the same).
-        batch = self.complete(batch, np.random.default_rng([self.config["seed"], self.epoch, self.partial["step"]]))
+        # What the batch needs beyond the dataset, drawn reproducibly (a resumed run draws the
+        # same; under torchrun each rank draws its own).
+        key = [self.config["seed"], self.epoch, self.partial["step"]] + ([self.where.rank] if self.where.rank else [])
+        batch = self.complete(batch, np.random.default_rng(key))
         pose, real = batch["pose"], batch["image"]
         fake, own = self.forward_train(batch)
-        real_out = self.netD(torch.cat([pose, real], 1))
+        # The critic on real and generated pairs in one pass: its instance norm sees each frame
+        # alone, so this is two passes' result, and under torchrun one forward per backward.
+        real_out, fake_out = split_outputs(self.netD(torch.cat([torch.cat([pose, real], 1),
+                                                                torch.cat([pose, fake.detach()], 1)])), len(real))
 
         # Generator: fool the critics at every scale, match their features, stay near the frame
-        # (plus the generator's own terms, each with its `<name>_weight` setting).
-        g = g_losses(self.netD(torch.cat([pose, fake], 1)), real_out, fake, real,
+        # (plus the generator's own terms, each with its `<name>_weight` setting). The critic
+        # runs unwrapped here: its weights do not learn from this step.
+        g = g_losses(unwrap(self.netD)(torch.cat([pose, fake], 1)), real_out, fake, real,
                      self.config["l1_weight"], self.config["fm_weight"])
         g.update(own)
         g["g"] = g["g"] + sum(self.config[f"{name}_weight"] * value for name, value in own.items())
         step(self.optG, g["g"], inputs=list(self.netG.parameters()))  # the critic's gradients are not wanted here
-        self.ema_updates += 1
-        ema_update(self.netG_ema, self.netG, ema_decay(self.config["ema_decay"], self.ema_updates))
+        if self.where.main:  # the average is rank 0's to keep (it validates and writes the model)
+            self.ema_updates += 1
+            ema_update(self.netG_ema, unwrap(self.netG), ema_decay(self.config["ema_decay"], self.ema_updates))
 
         # Critic: real pairs up, generated pairs down (no gradient into the generator).
-        d = d_losses(real_out, self.netD(torch.cat([pose, fake.detach()], 1)))
+        d = d_losses(real_out, fake_out)
         step(self.optD, d["d"])
         losses = {k: v.item() for k, v in {**g, **d}.items() if k != "g"}
         losses["l1"] /= 2  # [0, 1] pixel units, like val_l1

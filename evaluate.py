@@ -69,7 +69,7 @@ from Skeleton import CROP_MARGIN, PoseDetector, Skeleton, reduced_vectors
 from training import MODELS_DIR, comparison_grid, model_path
 from VideoReader import (IMAGE_SUFFIXES, DanceError, VideoReader, atomic_path, check_output, cli_main, data_path,
                          evenly_spaced, write_image)
-from VideoSkeleton import HELD_OUT, PROBE_FRAMES, VideoSkeleton, choose_detect_margin
+from VideoSkeleton import DEFAULT_SIZE, HELD_OUT, PROBE_FRAMES, VideoSkeleton, choose_detect_margin
 
 # ---- defaults ----
 DEFAULT_TARGET = "taichi1.mp4"
@@ -315,11 +315,13 @@ def score(frames, real, skeletons, real_flicker, detector):
 
 
 def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES, demo_source=None,
-             models_dir=MODELS_DIR, smoothers=tuple(m for m in SMOOTHERS if m != "none"), progress=True):
-    """Every figure, as a dict (see the module docstring)."""
+             models_dir=MODELS_DIR, smoothers=tuple(m for m in SMOOTHERS if m != "none"), progress=True,
+             size=DEFAULT_SIZE):
+    """Every figure, as a dict (see the module docstring); `size`: the side of the test crops
+    (every generator's frames are resized to it)."""
     torch.manual_seed(SEED)
     t0 = time.perf_counter()
-    videoSke = VideoSkeleton(target, progress=progress)
+    videoSke = VideoSkeleton(target, size=size, progress=progress)
     train_idx, test_idx = videoSke.split()
     if test_video:
         test = VideoSkeleton(test_video, size=videoSke.size, progress=progress)
@@ -581,6 +583,9 @@ def main():
                         help="score this many test frames, and this many of each cross-person video (0: all)")
     parser.add_argument("--cross", nargs="*", default=list(CROSS_SOURCES), help="other people's videos")
     parser.add_argument("--demo-source", default="karate1.mp4", help="clip for the demo pipeline's speed")
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
+                        help=f"side of the test crops in pixels (default: {DEFAULT_SIZE}; 256 for models trained "
+                             f"with --size 256)")
     parser.add_argument("--models-dir", default=str(MODELS_DIR),
                         help="where the target's models are (models/<target>_<name>.pth; default: models/)")
     parser.add_argument("--json", default="output/evaluation.json", help="where to write every figure")
@@ -608,7 +613,8 @@ def main():
     unseen_grid, hardest_grid = (grid.with_name(f"{grid.stem}_{part}{grid.suffix}") for part in ("unseen", "hardest"))
     t0 = time.perf_counter()
     results = evaluate(video, test_video, args.max_frames or None, inputs[2:],
-                       demo_source if demo_source and demo_source.exists() else None, models_dir=args.models_dir)
+                       demo_source if demo_source and demo_source.exists() else None, models_dir=args.models_dir,
+                       size=args.size)
     rows, skeletons = results.pop("grid_frames"), results.pop("grid_skeletons")
     pictures = {unseen_grid: results.pop("unseen_grid"), hardest_grid: results.pop("hardest_grid")}
     results["settings"]["seconds"] = time.perf_counter() - t0

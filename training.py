@@ -13,29 +13,47 @@ networks make images (`inference_net`). Everything else is here, once:
 the frames, by time, are held out), logs the held-out L1 after every epoch beside nearest
 neighbour's on the same frames, saves the full training state every epoch and on Ctrl-C
 (for --resume), a sample grid to output/samples/, and at the end the model alone.
+
+Data parallelism: every trainer runs unchanged under torchrun, which starts one process per
+device and says in the environment which is which (RANK, WORLD_SIZE, LOCAL_RANK):
+
+    torchrun --nproc_per_node=2 GenPix2Pix.py taichi1.mp4 --epochs 10
+
+Each rank joins the process group (nccl on CUDA, gloo on the CPU), takes its own shard of
+the training frames each epoch (a DistributedSampler, reseeded by the epoch: the shards of
+all ranks together are the one-process epoch's frames), and its networks train wrapped in
+DistributedDataParallel with batch norm computed over all ranks (nets.distribute), so
+`--batch-size` is per rank and the global batch is batch size x world size. Rank 0 alone
+validates, logs, draws samples, averages the EMA generator and writes checkpoints and the
+model. Several machines: torchrun's own rendezvous (see the README).
 """
 import argparse
 import logging
 import os
+import contextlib
 import signal
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn as nn
+from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from generator import Generator, finite_number
 from Motion import video_pose_stats
-from nets import bgr_to_rgb_chw, images_to_tensor, pick_device, resize_all, rgb_chw_to_bgr, tensor_to_images
+from nets import (bgr_to_rgb_chw, distribute, images_to_tensor, pick_device, resize_all, rgb_chw_to_bgr,
+                  tensor_to_images, unwrap)
 from poses import PoseIndex, pose_images
 from Skeleton import reduced_vectors
 from VideoReader import (PROJECT_DIR, DanceError, atomic_path, check_file, check_output, data_path, evenly_spaced,
                          write_image)
-from VideoSkeleton import HELD_OUT, VideoSkeleton
+from VideoSkeleton import DEFAULT_SIZE, HELD_OUT, VideoSkeleton
 
 # ---- defaults: the settings every learned generator has (each one's module adds its own) ----
 TRAINING_DEFAULTS = {
@@ -55,7 +73,8 @@ MIN_HELD_OUT = 2          # ... and this many held out, to be trained and valida
 NO_PROGRESS = {"step": 0, "sums": {}, "seconds": 0.0}  # how far into an epoch a training is
 # What `fit` records about the target in the config, beside the settings above.
 RECORDED_KEYS = ("target", "target_frames", "train_frames", "train_every", "target_stats", "crop_margin",
-                 "crop_size")
+                 "crop_size", "trained_with")
+BACKENDS = {"cuda": "nccl", "cpu": "gloo"}  # torch.distributed's backend for each kind of device
 
 # ---- folders ----
 MODELS_DIR = PROJECT_DIR / "models"           # what the demo loads: weights + config, small
@@ -78,19 +97,87 @@ def step(optimiser, loss, inputs=None):
     optimiser.step()
 
 
+# ---- data parallelism (torchrun) -------------------------------------------------------------
+class Ranks(NamedTuple):
+    """This process's place in a torchrun job; a plain run is rank 0 of 1."""
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+
+    @property
+    def main(self):
+        return self.rank == 0
+
+
+def ranks():
+    """The Ranks torchrun's environment gives this process (RANK, WORLD_SIZE, LOCAL_RANK, ...)."""
+    env = os.environ
+    return Ranks(*(int(env.get(k, d)) for k, d in (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0),
+                                                    ("LOCAL_WORLD_SIZE", 1))))
+
+
+def start_ranks(device_name=None):
+    """Under torchrun: join the process group (nccl on CUDA, gloo on the CPU) and return this
+    rank's device, a GPU of its own; otherwise the device `pick_device` chooses."""
+    where, device = ranks(), pick_device(device_name)
+    if where.world_size > 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", where.local_rank)
+            torch.cuda.set_device(device)
+        dist.init_process_group(BACKENDS.get(device.type, "gloo"))
+    return device
+
+
+def distributed():
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def agree(flag, device):
+    """True on every rank when `flag` is True on any: all ranks stop at the same step."""
+    if not distributed():
+        return flag
+    votes = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(votes, op=dist.ReduceOp.MAX)
+    return bool(votes.item())
+
+
+@contextlib.contextmanager
+def main_rank_first():
+    """Rank 0 runs the block first (building a cache, say), the other ranks after it, reading."""
+    if distributed() and not ranks().main:
+        dist.barrier()
+    yield
+    if distributed() and ranks().main:
+        dist.barrier()
+
+
+def amp_dtype(device, enabled=True):
+    """The mixed precision training runs in: bfloat16 autocast on a CUDA GPU that supports it,
+    else None (full precision: the CPU, or a GPU without bfloat16, where float16 would need a
+    gradient scaler the GAN losses were never tuned with)."""
+    if enabled and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
 # ---- data ------------------------------------------------------------------------------
 class PoseDataset:
     """Frames of a VideoSkeleton as tensors kept in memory: skeletons (N, 33, 4) float,
     vectors (N, 26) float, images (N, 3, S, S) RGB uint8, poses (N, C, S, S) uint8: the
-    skeletons as the generator sees them, drawn by `render` (skeletons, size) -> (N, S, S, C)."""
+    skeletons as the generator sees them, drawn by `render` (skeletons, size) -> (N, S, S, C).
+    `keep_on` a GPU keeps the tensors there, uint8, so that a batch is indexed and converted
+    on the GPU with no copy from the host (taichi1's training frames: 0.5 GB at 128x128)."""
 
-    def __init__(self, videoSke, indices, size, render=pose_images):
+    def __init__(self, videoSke, indices, size, render=pose_images, keep_on=None):
         self.indices = np.asarray(indices)
         self.skeletons = videoSke.skeletons[self.indices]
         crops = resize_all(videoSke.images()[self.indices], size)
         self.vectors = torch.from_numpy(reduced_vectors(self.skeletons))
         self.images = bgr_to_rgb_chw(crops).contiguous()  # contiguous: batches index along N
         self.poses = bgr_to_rgb_chw(render(self.skeletons, size)).contiguous()
+        if keep_on is not None:
+            self.vectors, self.images, self.poses = (t.to(keep_on) for t in (self.vectors, self.images, self.poses))
 
     def __len__(self):
         return len(self.indices)
@@ -103,11 +190,17 @@ class PoseDataset:
                 "skeleton": torch.from_numpy(self.skeletons[np.asarray(idx)]),
                 "frame": torch.from_numpy(self.indices[np.asarray(idx)])}
 
-    def batches(self, batch_size, device, generator=None, skip=0):
-        """Shuffled mini-batches over the whole set (the last, smaller one included), less the
-        first `skip` of them (already trained on before an interruption)."""
-        order = torch.randperm(len(self), generator=generator)
-        for start in range(skip * batch_size, len(self), batch_size):
+    def sampler(self, seed, where=Ranks()):
+        """The frames `where` (a rank) trains on each epoch: a DistributedSampler shuffling by
+        seed + epoch (call set_epoch). One process sees the whole set in one shuffled order;
+        N ranks each see every N-th frame of that order (the set padded to a multiple of N)."""
+        return DistributedSampler(self, num_replicas=where.world_size, rank=where.rank, shuffle=True, seed=seed)
+
+    def batches(self, batch_size, device, sampler, skip=0):
+        """Mini-batches of the sampler's frames for this epoch (the last, smaller one included),
+        less the first `skip` of them (already trained on before an interruption)."""
+        order = torch.tensor(list(sampler), dtype=torch.int64)
+        for start in range(skip * batch_size, len(order), batch_size):
             yield self.batch(order[start:start + batch_size], device)
 
 
@@ -177,6 +270,7 @@ class LearnedGenerator(Generator):
       net_inputs   what its generator network reads of a batch: "vector" and/or "pose"
       shipped      attributes (networks) a model file holds, enough to generate
       resumable    attributes a training checkpoint holds besides (optimisers, critics)
+      trained      the networks train_step runs, wrapped for data parallelism under torchrun
       render_poses how a skeleton is drawn for its networks (poses.pose_images or pose_maps)
     and implement `build` (create the networks and optimisers), `train_step`, and, when
     the network that makes the images is not netG, `inference_net`.
@@ -184,10 +278,12 @@ class LearnedGenerator(Generator):
 
     kind = "LearnedGenerator"
     learned = True
+    image_at_crop_size = False  # True: --size sets image_size too (the network is sized from it)
     defaults = {}
     net_inputs = ("vector",)
     shipped = ("netG",)
     resumable = ("optG",)
+    trained = ("netG",)
     render_poses = staticmethod(pose_images)
 
     def __init__(self, device=None, **config):
@@ -198,10 +294,17 @@ class LearnedGenerator(Generator):
                              f"its settings are {', '.join(settings)}")
         self.config = {**settings, **config}
         check_settings(settings, self.config)
-        self.device = pick_device(device)
+        self.device = device if isinstance(device, torch.device) else pick_device(device)
         torch.manual_seed(self.config["seed"])
         self.build()
         self.epoch, self.history, self.partial = 0, [], dict(NO_PROGRESS)
+        self.where = Ranks()  # which rank of a torchrun job trains it (see `distribute`)
+
+    def distribute(self, sync_batch_norm=True):
+        """Wrap the trained networks for data-parallel training (nets.distribute), as this rank."""
+        self.where = ranks()
+        for name in self.trained:
+            setattr(self, name, distribute(getattr(self, name), self.device, sync_batch_norm))
 
     def build(self):
         """Create the networks and optimisers this config describes (netG and optG at least)."""
@@ -210,7 +313,7 @@ class LearnedGenerator(Generator):
     @property
     def inference_net(self):
         """The network that makes the images at inference."""
-        return self.netG
+        return unwrap(self.netG)
 
     # -- inference --
     @torch.no_grad()
@@ -238,26 +341,27 @@ class LearnedGenerator(Generator):
     def end_epoch(self, data):
         """Called after each epoch with the training set, before validation (a hook)."""
 
-    def train(self, videoSke, epochs=EPOCHS, every=TRAIN_EVERY, checkpoint=None, out=None, progress=True):
+    def train(self, videoSke, epochs=EPOCHS, every=TRAIN_EVERY, checkpoint=None, out=None, progress=True,
+              amp=True):
         """Train on the target's training split up to `epochs` epochs in all; see `fit`."""
-        return fit(self, videoSke, epochs, every, checkpoint, out, progress)
+        return fit(self, videoSke, epochs, every, checkpoint, out, progress, amp)
 
     # -- persistence --
     def state(self, training=True):
         """Everything to rebuild this generator (and, with training=True, to resume training)."""
         names = self.shipped + (self.resumable if training else ())
         state = {"kind": self.kind, "config": self.config, "epoch": self.epoch, "history": self.history,
-                 **{name: getattr(self, name).state_dict() for name in names}}
+                 **{name: unwrap(getattr(self, name)).state_dict() for name in names}}
         if training:
             state["partial"] = self.partial  # how far into the next epoch it got
         return state
 
     def load_state(self, state):
         for name in self.shipped:
-            getattr(self, name).load_state_dict(state[name])
+            unwrap(getattr(self, name)).load_state_dict(state[name])
         for name in self.resumable:
             if name in state:
-                getattr(self, name).load_state_dict(state[name])
+                unwrap(getattr(self, name)).load_state_dict(state[name])
         self.epoch, self.history = int(state["epoch"]), list(state["history"])
         partial = state.get("partial", NO_PROGRESS)
         self.partial = {"step": int(partial["step"]), "sums": {str(k): float(v) for k, v in partial["sums"].items()},
@@ -379,24 +483,30 @@ def nearest_neighbour(videoSke, indices, size):
 class StopRequest:
     """Ctrl-C during training asks the loop to stop after the current step, so that the state
     it saves is a whole number of steps and --resume continues exactly where it stopped
-    (a second Ctrl-C stops at once, saving nothing more)."""
+    (a second Ctrl-C stops at once, saving nothing more). Under torchrun each rank hears Ctrl-C
+    from the terminal and again from torchrun, which then sends SIGTERM: there every signal is
+    a request, and the ranks agree on the step to stop after (`agree`)."""
 
     def __enter__(self):
         self.requested = False
-        self._previous = signal.getsignal(signal.SIGINT)
+        self.signals = (signal.SIGINT, signal.SIGTERM) if distributed() else (signal.SIGINT,)
+        self._previous = {s: signal.getsignal(s) for s in self.signals}
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, self._handle)
+            for s in self.signals:
+                signal.signal(s, self._handle)
         return self
 
     def _handle(self, signum, frame):
-        if self.requested:
+        if self.requested and not distributed():
             raise KeyboardInterrupt
+        if not self.requested:
+            log.info("stopping after this step (Ctrl-C again to stop at once)")
         self.requested = True
-        log.info("stopping after this step (Ctrl-C again to stop at once)")
 
     def __exit__(self, *exc):
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, self._previous)
+            for s, handler in self._previous.items():
+                signal.signal(s, handler)
 
 
 def check_split(videoSke, held_out, every):
@@ -410,7 +520,7 @@ def check_split(videoSke, held_out, every):
     return train_idx, val_idx
 
 
-def fit(gen, videoSke, epochs, every, checkpoint, out, progress=True):
+def fit(gen, videoSke, epochs, every, checkpoint, out, progress=True, amp=True):
     """Train `gen` on the target's training split until it has done `epochs` epochs.
 
     The final `held_out` fraction of the frames (by time) is never trained on: the
@@ -419,66 +529,87 @@ def fit(gen, videoSke, epochs, every, checkpoint, out, progress=True):
     sample grid to output/samples/; at the end the model goes to `out`. Ctrl-C stops
     after the current step and saves the state, with how far the epoch got: the data
     order of each epoch is fixed by the seed and the epoch, so a resumed run takes the
-    same steps as one that was never interrupted."""
+    same steps as one that was never interrupted. Under torchrun (see the module
+    docstring) each rank trains on its shard and rank 0 alone validates and writes;
+    `amp` allows mixed precision on a GPU (`amp_dtype`)."""
     size = gen.config["image_size"]
+    where = ranks() if distributed() else Ranks()
     full_train_idx, val_idx = check_split(videoSke, gen.config["held_out"], every)
     train_idx = full_train_idx[::every]
+    precision = amp_dtype(gen.device, amp)
+    batch_size = gen.config["batch_size"]
     gen.config.update(target=str(videoSke.filename.name), target_frames=len(videoSke),
                       train_frames=len(train_idx), train_every=every,
                       # where the target stands in its frame, for the demo's pose normalisation
                       target_stats=video_pose_stats(videoSke),
                       # how its crops were cut: the demo cuts its source's crops the same way
-                      crop_margin=videoSke.settings["crop_margin"], crop_size=videoSke.size)
-    log.info("%s on %s: %d training frames (every %d of the first %d), %d held-out frames, device %s",
+                      crop_margin=videoSke.settings["crop_margin"], crop_size=videoSke.size,
+                      # how it was trained: one process, or a torchrun job of world_size ranks
+                      trained_with={"world_size": where.world_size, "batch_per_rank": batch_size,
+                                    "global_batch": batch_size * where.world_size,
+                                    "backend": dist.get_backend() if distributed() else None,
+                                    "device": gen.device.type, "precision": str(precision or torch.float32)[6:]})
+    log.info("%s on %s: %d training frames (every %d of the first %d), %d held-out frames, device %s%s",
              gen.kind, videoSke.filename.name, len(train_idx), every, len(videoSke) - len(val_idx),
-             len(val_idx), gen.device)
-    train = PoseDataset(videoSke, train_idx, size, gen.render_poses)
-    val = PoseDataset(videoSke, val_idx, size, gen.render_poses)
-    nn_l1 = validation_l1(nearest_neighbour(videoSke, full_train_idx, size), val)
-    log.info("held-out L1 of nearest neighbour (the baseline to beat): %.4f", nn_l1)
+             len(val_idx), gen.device, f", {where.world_size} ranks x batch {batch_size} = global batch "
+             f"{batch_size * where.world_size}" if where.world_size > 1 else "")
+    train = PoseDataset(videoSke, train_idx, size, gen.render_poses,
+                        keep_on=gen.device if gen.device.type == "cuda" else None)
+    sampler = train.sampler(gen.config["seed"], where)
+    if where.main:  # validation and its baseline: rank 0's work alone
+        val = PoseDataset(videoSke, val_idx, size, gen.render_poses)
+        nn_l1 = validation_l1(nearest_neighbour(videoSke, full_train_idx, size), val)
+        log.info("held-out L1 of nearest neighbour (the baseline to beat): %.4f", nn_l1)
+    if where.world_size > 1:
+        gen.distribute()
 
     stem = Path(out).stem if out else gen.kind
-    batch_size = gen.config["batch_size"]
 
     def stop(message):
-        if checkpoint:
+        if checkpoint and where.main:
             save_checkpoint(checkpoint, gen.state(training=True))
             log.info("%s during epoch %d (after %d steps): state saved to %s; rerun with --resume to "
                      "continue", message, gen.epoch + 1, gen.partial["step"], checkpoint)
 
+    autocast = (lambda: torch.autocast(gen.device.type, dtype=precision)) if precision else contextlib.nullcontext
     with StopRequest() as request:
         try:
             while gen.epoch < epochs:
                 part = gen.partial  # a resumed epoch starts where the interrupted one stopped
                 t0, sums, steps = time.perf_counter() - part["seconds"], dict(part["sums"]), part["step"]
-                order = torch.Generator().manual_seed(gen.config["seed"] + gen.epoch)
-                bar = tqdm(train.batches(batch_size, gen.device, order, skip=steps),
-                           initial=steps, total=-(-len(train) // batch_size), disable=not progress,
+                sampler.set_epoch(gen.epoch)
+                bar = tqdm(train.batches(batch_size, gen.device, sampler, skip=steps),
+                           initial=steps, total=-(-len(sampler) // batch_size), disable=not (progress and where.main),
                            desc=f"epoch {gen.epoch + 1}/{epochs}", unit="batch", dynamic_ncols=True, leave=False)
                 for batch in bar:
-                    losses = gen.train_step(batch)
+                    with autocast():
+                        losses = gen.train_step(batch)
                     steps += 1
                     for k, v in losses.items():
                         sums[k] = sums.get(k, 0.0) + v
                     gen.partial = {"step": steps, "sums": dict(sums), "seconds": time.perf_counter() - t0}
                     bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+                    request.requested = agree(request.requested, gen.device)
                     if request.requested:
                         bar.close()
                         stop("stopped")
                         raise KeyboardInterrupt
                 bar.close()
-                gen.end_epoch(train)
                 gen.epoch += 1
                 gen.partial = dict(NO_PROGRESS)
-                record = {"epoch": gen.epoch, **{k: v / max(steps, 1) for k, v in sums.items()},
-                          "val_l1": validation_l1(gen.generate_batch, val), "nearest_val_l1": nn_l1,
-                          "seconds": time.perf_counter() - t0}
-                gen.history.append(record)
-                log.info("epoch %d: %s", gen.epoch, "  ".join(
-                    f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items() if k != "epoch"))
-                if checkpoint:
-                    save_checkpoint(checkpoint, gen.state(training=True))
-                write_image(SAMPLES_DIR / f"{stem}_epoch{gen.epoch:03d}.png", sample_grid(gen, val))
+                if where.main:
+                    gen.end_epoch(train)
+                    record = {"epoch": gen.epoch, **{k: v / max(steps, 1) for k, v in sums.items()},
+                              "val_l1": validation_l1(gen.generate_batch, val), "nearest_val_l1": nn_l1,
+                              "seconds": time.perf_counter() - t0}
+                    gen.history.append(record)
+                    log.info("epoch %d: %s", gen.epoch, "  ".join(
+                        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in record.items() if k != "epoch"))
+                    if checkpoint:
+                        save_checkpoint(checkpoint, gen.state(training=True))
+                    write_image(SAMPLES_DIR / f"{stem}_epoch{gen.epoch:03d}.png", sample_grid(gen, val))
+                request.requested = agree(request.requested, gen.device)
                 if request.requested:
                     log.info("stopped after epoch %d%s", gen.epoch,
                              f": state saved to {checkpoint}; rerun with --resume to continue" if checkpoint else "")
@@ -487,7 +618,7 @@ def fit(gen, videoSke, epochs, every, checkpoint, out, progress=True):
             if not request.requested:  # raised elsewhere (not by our handler): save what is whole
                 stop("interrupted")
             raise
-    if out:
+    if out and where.main:
         gen.save(out)
         log.info("saved %s (epoch %d)", out, gen.epoch)
     return gen.history
@@ -524,15 +655,26 @@ def train_main(gen_class, extra_args=None):
                         help="write over a model of the same target already at the output path")
     parser.add_argument("--resume", action="store_true",
                         help="continue from checkpoints/<model file name> (its settings apply)")
-    parser.add_argument("--device", help="cuda or cpu (default: cuda when present)")
+    parser.add_argument("--device", help="cuda or cpu (default: cuda when present; under torchrun each rank its own GPU)")
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
+                        help=f"side of the target's crops in pixels (default: {DEFAULT_SIZE}); the generators "
+                             f"that render at crop size (pix2pix, warp) make images of this size")
+    parser.add_argument("--full-precision", action="store_true",
+                        help="train in float32 on a GPU too (default: bfloat16 autocast where the GPU has it)")
     if extra_args:
         extra_args(parser)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    where = ranks()
+    logging.basicConfig(level=logging.INFO if where.main else logging.WARNING, format="%(message)s")
     if args.epochs < 1 or args.every < 1 or args.batch_size < 1:
         raise DanceError("--epochs, --every and --batch-size must be at least 1")
     options = {k: v for k, v in vars(args).items() if k not in
-               ("video", "epochs", "every", "out", "replace", "resume", "device")}
+               ("video", "epochs", "every", "out", "replace", "resume", "device", "size", "full_precision")}
+    if gen_class.image_at_crop_size:
+        if args.size < 16 or args.size & (args.size - 1):
+            raise DanceError(f"--size {args.size}: {gen_class.kind}'s U-Net halves the image down to 4x4, so the "
+                             f"size must be a power of two (64, 128, 256, 512)")
+        options["image_size"] = args.size
     check_settings(settings, {**settings, **options})
     video = data_path(args.video)
     check_file(video)
@@ -547,28 +689,46 @@ def train_main(gen_class, extra_args=None):
         if not (args.replace or args.resume):
             raise DanceError(f"{out}: a model of {video.name} is already there; pass --replace to write over "
                              f"it, or --out FILE to keep both")
-    torch.set_num_threads(os.cpu_count() or 1)
+    # The CPU's cores shared between the ranks on this machine (torchrun would give each one thread).
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // where.local_world_size))
+    device = start_ranks(args.device)
+    try:
+        return _train(gen_class, args, options, parser, video, out, checkpoint, device)
+    finally:
+        if distributed():
+            dist.destroy_process_group()
+
+
+def _train(gen_class, args, options, parser, video, out, checkpoint, device):
+    """train_main's work once its inputs are checked: build or resume, train, report."""
     if args.resume:
         if not checkpoint.exists():
             raise DanceError(f"{checkpoint}: no checkpoint to resume (the state an interrupted training of "
                              f"{out.name} leaves there); drop --resume to start one")
-        gen = gen_class.load(checkpoint, device=args.device)
+        gen = gen_class.load(checkpoint, device=device)
         if gen.config.get("target") not in (None, video.name):
             raise DanceError(f"{checkpoint}: continues a training on {gen.config['target']}, not on {video.name}; "
                              f"drop --resume to start one")
-        changed = {k: v for k, v in options.items() if v != parser.get_default(k) and gen.config.get(k) != v}
+        changed = {k: v for k, v in options.items() if k != "image_size" and v != parser.get_default(k)
+                   and gen.config.get(k) != v}
+        if args.size != parser.get_default("size") and args.size != gen.config.get("crop_size"):
+            changed["size"] = args.size
         if changed:
             raise DanceError("--resume goes on with the checkpoint's settings; "
                              + ", ".join(f"--{k.replace('_', '-')} {v} differs from its {gen.config.get(k)}"
                                          for k, v in changed.items()) + "; drop them, or drop --resume")
         log.info("resuming %s from epoch %d", checkpoint, gen.epoch)
     else:
-        gen = gen_class(device=args.device, **options)
-    videoSke = VideoSkeleton(video)
+        gen = gen_class(device=device, **options)
+    size = gen.config.get("crop_size", args.size) if args.resume else args.size
+    with main_rank_first():  # a new target's skeletons are extracted once, by rank 0, then read
+        videoSke = VideoSkeleton(video, size=size, progress=ranks().main)
     t0 = time.perf_counter()
-    gen.train(videoSke, epochs=args.epochs, every=args.every, checkpoint=checkpoint, out=out)
+    gen.train(videoSke, epochs=args.epochs, every=args.every, checkpoint=checkpoint, out=out,
+              amp=not args.full_precision)
     last = gen.history[-1] if gen.history else {}
-    print(f"wrote {out}: {gen.epoch} epochs in {time.perf_counter() - t0:.0f} s this run, "
-          f"held-out L1 {last.get('val_l1', float('nan')):.4f} (nearest neighbour "
-          f"{last.get('nearest_val_l1', float('nan')):.4f})")
+    if ranks().main:
+        print(f"wrote {out}: {gen.epoch} epochs in {time.perf_counter() - t0:.0f} s this run, "
+              f"held-out L1 {last.get('val_l1', float('nan')):.4f} (nearest neighbour "
+              f"{last.get('nearest_val_l1', float('nan')):.4f})")
     return 0
