@@ -178,6 +178,7 @@ class LiveCapture:
             self.stopped_early = image is None and not self.paced   # a camera or stream went away
         finally:
             self.captured = seq
+            self._release()  # here, by the thread that reads: never while a read is under way
             self._box.end()
 
     def __iter__(self):
@@ -191,14 +192,21 @@ class LiveCapture:
     def dropped(self):
         return self._box.dropped
 
-    def close(self):
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(STOP_WAIT_S)
+    def _release(self):
         if self._video is not None:
             self._video.release()
         if self._cap is not None:
             self._cap.release()
+
+    def close(self):
+        """Stop reading. The capture thread releases the source when its read returns (a
+        stream's read may take up to READ_TIMEOUT_S; the thread is a daemon, so it never holds
+        the program open)."""
+        self._stop.set()
+        if self._thread is None:
+            self._release()
+        else:
+            self._thread.join(STOP_WAIT_S)
 
     def __enter__(self):
         return self
