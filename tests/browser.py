@@ -67,7 +67,7 @@ class DevTools:
         os.close(self._out)
 
 
-def play(video, screenshot, seconds=1.0, timeout=30, size=(540, 300)):
+def play(video, screenshot, seconds=1.0, timeout=30, size=(600, 340)):
     """Open a page with `video` (a local file) in a <video> element, play it for `seconds` of
     its time, write a PNG screenshot, and return the element's figures: currentTime,
     duration, videoWidth/Height, bytes of audio and video decoded, error (None)."""
