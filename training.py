@@ -28,9 +28,9 @@ validates, logs, draws samples, averages the EMA generator and writes checkpoint
 model. Several machines: torchrun's own rendezvous (see the README).
 """
 import argparse
+import contextlib
 import logging
 import os
-import contextlib
 import signal
 import threading
 import time
@@ -130,6 +130,7 @@ def start_ranks(device_name=None):
 
 
 def distributed():
+    """Whether this process is one rank of several (a torchrun job whose group it has joined)."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
