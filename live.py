@@ -174,10 +174,10 @@ class LiveCapture:
                     break
                 self._box.put(LiveFrame(seq, image, time.monotonic()))
                 seq += 1
+                self.captured = seq   # counted as they come: a summary never waits for the thread
                 image = self._read()
             self.stopped_early = image is None and not self.paced   # a camera or stream went away
         finally:
-            self.captured = seq
             self._release()  # here, by the thread that reads: never while a read is under way
             self._box.end()
 
