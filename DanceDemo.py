@@ -62,11 +62,11 @@ NORMALISE_CHOICES = ("auto", "on", "off")
 log = logging.getLogger("dance")
 
 
-def label(image, text):
-    """Write a small caption in the top-left corner, legible on any background."""
-    org = (6, 18)
-    cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+def label(image, text, org=(6, 18), colour=(255, 255, 255), scale=0.5):
+    """Write a small caption (in the top-left corner by default), legible on any background:
+    a black outline under the coloured letters."""
+    cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
     return image
 
 
@@ -434,11 +434,8 @@ class DanceDemo:
 
 
 def status(image, text):
-    """Write a status line along the bottom edge (the live figures)."""
-    org = (6, image.shape[0] - 8)
-    cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 255, 255), 1, cv2.LINE_AA)
-    return image
+    """Write a status line along the bottom edge (the live figures), in yellow."""
+    return label(image, text, (6, image.shape[0] - 8), (0, 255, 255), 0.45)
 
 
 def default_source():
@@ -474,13 +471,14 @@ def main():
     parser.add_argument("--every", type=int, default=1, help="use every k-th source frame")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if live_kind(args.source):  # a camera, device or URL: not a file of the data folder
+    live_source = live_kind(args.source)  # a camera, device or URL: not a file of the data folder
+    if live_source:
         source = args.source
     else:
         source = data_path(args.source) if args.source else default_source()
     target = data_path(args.target or DEFAULT_TARGET)
     if args.output is not None:  # before any work: a good name, no input, a folder we can write
-        inputs = (target, args.model) if live_kind(source) else (source, target, args.model)
+        inputs = (target, args.model) if live_source else (source, target, args.model)
         check_output(args.output, (".mp4",), "video", inputs=inputs)
     if source == EMBEDDED_TRACK:
         log.info("no %s in %s: playing the shipped skeleton track %s", DEFAULT_SOURCE,

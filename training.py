@@ -549,7 +549,8 @@ def fit(gen, videoSke, epochs, every, checkpoint, out, progress=True, amp=True):
                       trained_with={"world_size": where.world_size, "batch_per_rank": batch_size,
                                     "global_batch": batch_size * where.world_size,
                                     "backend": dist.get_backend() if distributed() else None,
-                                    "device": gen.device.type, "precision": str(precision or torch.float32)[6:]})
+                                    "device": gen.device.type,
+                                    "precision": str(precision or torch.float32).removeprefix("torch.")})
     log.info("%s on %s: %d training frames (every %d of the first %d), %d held-out frames, device %s%s",
              gen.kind, videoSke.filename.name, len(train_idx), every, len(videoSke) - len(val_idx),
              len(val_idx), gen.device, f", {where.world_size} ranks x batch {batch_size} = global batch "

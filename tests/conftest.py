@@ -1,6 +1,7 @@
 """Shared fixtures: the real footage (from $DANCE_DATA or data/), short clips cut from it,
 and a private cache folder so tests never touch the project's own cache."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,17 @@ def run(script, *args, env=None, cwd=ROOT):
     """Run one of the project's scripts as a user would: (completed process with text output)."""
     return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True, text=True,
                           timeout=300, cwd=cwd, env=None if env is None else {**os.environ, **env})
+
+
+def read_until(proc, pattern):
+    """What a running process (Popen with stderr=PIPE, bytes) has written to stderr, read until
+    the regular expression `pattern` (bytes) matches it; fails if the process ends first."""
+    said = b""
+    while not re.search(pattern, said):
+        chunk = proc.stderr.read1(4096)
+        assert chunk, said.decode(errors="replace")[-3000:]
+        said += chunk
+    return said
 
 
 def assert_one_line_error(result, *needles):

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from conftest import ROOT, assert_one_line_error, run
+from conftest import ROOT, assert_one_line_error, read_until, run
 from ddp_helpers import one_step
 from DanceDemo import DanceDemo
 from generators import find
@@ -28,11 +28,14 @@ def free_port():
     return next(PORTS) + os.getpid() % 200 * 100
 
 
+def torchrun_command(*args, nproc=2):
+    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
+            f"--master_port={free_port()}", *map(str, args)]
+
+
 def torchrun(*args, nproc=2, env=None):
-    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-               f"--master_port={free_port()}", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(torchrun_command(*args, nproc=nproc), capture_output=True, text=True, timeout=600,
+                          cwd=ROOT, env={**os.environ, **(env or {})})
 
 
 def weights_after_one_step(gen_type, tmp_path, world, sync_batch_norm=True):
@@ -108,15 +111,10 @@ def test_torchrun_trains_and_its_model_loads_in_one_process_and_the_demo(clip, t
 def test_ctrl_c_stops_every_rank_and_resume_goes_on(clip, tmp_path, private_cache):
     out, checkpoints = tmp_path / "clip_vanilla_nn_ske.pth", tmp_path / "checkpoints"
     env = {**os.environ, "DANCE_CHECKPOINTS": str(checkpoints)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-               str(ROOT / "GenVanillaNN.py"), str(clip), "--epochs", "400", "--every", "1", "--batch-size", "2",
-               "--out", str(out)]
+    command = torchrun_command(ROOT / "GenVanillaNN.py", clip, "--epochs", 400, "--every", 1, "--batch-size", 2,
+                               "--out", out)
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
-    said = b""
-    while b"epoch 1:" not in said:                     # a whole epoch done, the second under way
-        chunk = proc.stderr.read1(4096)
-        assert chunk, said.decode(errors="replace")[-3000:]
-        said += chunk
+    said = read_until(proc, rb"epoch 1:")             # a whole epoch done, the second under way
     proc.send_signal(signal.SIGINT)                     # what Ctrl-C does to torchrun
     _, rest = proc.communicate(timeout=120)
     said = (said + rest).decode(errors="replace")

@@ -2,7 +2,6 @@
 dropped (never queued) when the demo falls behind, causal smoothing, clear errors."""
 import functools
 import http.server
-import re
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, assert_one_line_error, run
+from conftest import ROOT, assert_one_line_error, read_until, run
 from DanceDemo import DanceDemo
 from live import LiveCapture, LiveFrame, Mailbox, Meter, live_kind
 from Motion import Calibration, OneEuroFilter, pose_stats, smooth_stream
@@ -169,11 +168,7 @@ def test_ctrl_c_ends_a_live_session_and_keeps_the_recording(karate_path, tmp_pat
     proc = subprocess.Popen([sys.executable, str(ROOT / "DanceDemo.py"), "--source", karate_path, "--live",
                              "--target", karate_path, "--gen-type", "nearest", "--output", out],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-    said = b""
-    while not re.search(rb"live: *(\d\d+)frame", said):  # ten frames or more shown
-        chunk = proc.stderr.read1(4096)
-        assert chunk, said.decode(errors="replace")
-        said += chunk
+    said = read_until(proc, rb"live: *(\d\d+)frame")  # ten frames or more shown
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, (said + stderr).decode(errors="replace")
