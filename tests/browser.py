@@ -39,7 +39,17 @@ class DevTools:
             preexec_fn=descriptors, pass_fds=(3, 4), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(to_browser)
         os.close(from_browser)
-        self._next_id, self._buffer = 0, b""
+        self._next_id, self._buffer, self._events = 0, b"", []
+
+    def _receive(self):
+        """The next message from the browser (an answer or an event)."""
+        while b"\0" not in self._buffer:
+            chunk = os.read(self._in, 1 << 16)
+            if not chunk:
+                raise RuntimeError("chromium closed its DevTools pipe")
+            self._buffer += chunk
+        raw, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(raw)
 
     def call(self, method, session=None, **params):
         self._next_id += 1
@@ -47,18 +57,21 @@ class DevTools:
         if session:
             message["sessionId"] = session
         os.write(self._out, json.dumps(message).encode() + b"\0")
-        while True:  # events come in between: skip to our answer
-            while b"\0" not in self._buffer:
-                chunk = os.read(self._in, 1 << 16)
-                if not chunk:
-                    raise RuntimeError("chromium closed its DevTools pipe")
-                self._buffer += chunk
-            raw, self._buffer = self._buffer.split(b"\0", 1)
-            reply = json.loads(raw)
+        while True:  # events come in between: kept for `navigate`
+            reply = self._receive()
             if reply.get("id") == self._next_id:
                 if "error" in reply:
                     raise RuntimeError(f"{method}: {reply['error']}")
                 return reply["result"]
+            self._events.append(reply)
+
+    def navigate(self, session, url):
+        """Load `url` in the session's tab and wait for its load event (not an earlier page's)."""
+        self.call("Page.enable", session)
+        self._events.clear()
+        self.call("Page.navigate", session, url=url)
+        while not any(e.get("method") == "Page.loadEventFired" for e in self._events):
+            self._events.append(self._receive())
 
     def close(self):
         self.proc.kill()
@@ -88,8 +101,11 @@ def play(video, screenshot, seconds=1.0, timeout=30, size=(600, 340)):
       }})"""
     tools = DevTools(browser(), *size)
     try:
-        target = tools.call("Target.createTarget", url=page.as_uri())["targetId"]
+        # Open a blank tab, then load the page in it once we listen: evaluating while the tab
+        # still navigates would run in a context the navigation then destroys.
+        target = tools.call("Target.createTarget", url="about:blank")["targetId"]
         session = tools.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        tools.navigate(session, page.as_uri())
         figures = tools.call("Runtime.evaluate", session, expression=script, awaitPromise=True,
                              returnByValue=True)["result"]["value"]
         png = tools.call("Page.captureScreenshot", session, format="png")["data"]
