@@ -39,10 +39,11 @@ import torch
 import torch.nn as nn
 
 from adversarial import RECIPE_DEFAULTS, AdversarialGenerator, recipe_options
-from nets import UNet, bgr_to_rgb_chw, resize_all
-from parts import facing, warp_parts
-from poses import farthest_poses, normalise_poses, pose_distances, pose_maps
-from Skeleton import NUM_LANDMARKS, full_landmarks, reduced_vectors
+from nets import UNet
+from parts import warp_parts
+from poses import pose_maps
+from references import Bank, draw_near_to_far, near_in_time, whole_pose_costs
+from Skeleton import full_landmarks
 from training import EPOCHS, TRAIN_EVERY, check_split, train_main
 from VideoReader import DanceError, cli_main
 
@@ -55,11 +56,6 @@ DEFAULTS = {
     "train_gap": 30,          # in training, no reference within this many frames of the asked one
     "painting_weight": 50.0,  # weight of the selection prior (painting_loss)
 }
-SIDE_ON = 0.25        # |facing| below this (in torso lengths): side on, either way will do
-MISMATCH = 1.0        # added to the pose distance of a reference facing the other way (poses differ by ~0.1)
-SHUNNED = 10.0        # added to references that are too close in time: chosen only when nothing else is left
-FAR_DRAW = 2.0        # training draws a reference's pose rank as u**FAR_DRAW of the nearest half of the bank
-NEAREST_HALF = 0.5
 SOURCE_CHANNELS = 7   # per reference: composite (3), its coverage (1), the reference as it is (3)
 
 
@@ -126,24 +122,16 @@ class GenWarp(AdversarialGenerator):
         bank, k = self.bank, self.config["references"]
         if not len(bank):
             raise DanceError(f"this {self.kind} has no reference frames: train it (python GenWarp.py TARGET.mp4)")
-        dist = pose_distances(normalise_poses(reduced_vectors(landmarks)), bank.poses)
-        dist = np.nan_to_num(dist, nan=SHUNNED)
-        asked = facing(landmarks)[:, None]
-        dist += MISMATCH * ((np.abs(asked) > SIDE_ON) & (np.sign(asked) != np.sign(bank.facing)[None]))
+        dist = whole_pose_costs(landmarks, bank)
         if frames is not None:
-            dist += SHUNNED * (np.abs(bank.frames[None] - np.asarray(frames)[:, None]) < self.config["train_gap"])
+            dist += near_in_time(bank, frames, self.config["train_gap"])
+        if rng is not None:
+            return draw_near_to_far(dist, rng, k)
         picks = np.empty((len(dist), k), np.int64)
-        if rng is None:
-            for j in range(k):
-                picks[:, j] = dist.argmin(axis=1)
-                moment = bank.frames[picks[:, j]][:, None]
-                dist = dist + SHUNNED * (np.abs(bank.frames[None] - moment) < self.config["reference_gap"])
-            return picks
-        order = np.argsort(dist, axis=1, kind="stable")
-        usable = np.maximum((dist < SHUNNED).sum(axis=1), 1)
-        span = np.maximum(1, (NEAREST_HALF * usable).astype(np.int64))
-        ranks = (rng.random((len(dist), k)) ** FAR_DRAW * span[:, None]).astype(np.int64)
-        return np.take_along_axis(order, ranks, axis=1)
+        for j in range(k):
+            picks[:, j] = dist.argmin(axis=1)
+            dist = dist + near_in_time(bank, bank.frames[picks[:, j]], self.config["reference_gap"])
+        return picks
 
     def complete(self, batch, rng=None):
         """Add the references (B, K, 3, S, S), their parts moved to the asked poses and laid
@@ -168,50 +156,6 @@ class GenWarp(AdversarialGenerator):
             train_idx, _ = check_split(videoSke, self.config["held_out"], every)
             self.bank.fill(videoSke, train_idx, self.config["bank_size"])
         return super().train(videoSke, epochs, every, checkpoint, out, progress, amp)
-
-
-class Bank(nn.Module):
-    """Reference frames of the target, a module so that they travel in the model file with
-    its weights: images (M, 3, S, S) RGB uint8, skeletons (M, 33, 4), frame numbers (M,)."""
-
-    def __init__(self, size):
-        super().__init__()
-        self.size = size
-        self.register_buffer("images", torch.zeros((0, 3, size, size), dtype=torch.uint8))
-        self.register_buffer("landmarks", torch.zeros((0, NUM_LANDMARKS, 4)))
-        self.register_buffer("frame_numbers", torch.zeros(0, dtype=torch.int64))
-        self._index()
-
-    def __len__(self):
-        return len(self.images)
-
-    def fill(self, videoSke, indices, count):
-        """The `count` frames of `indices` whose poses spread the widest (poses.farthest_poses)."""
-        picks = np.asarray(indices)[farthest_poses(videoSke.skeletons[indices], count)]
-        self.images = bgr_to_rgb_chw(resize_all(videoSke.images()[picks], self.size)).contiguous()
-        self.landmarks = torch.from_numpy(videoSke.skeletons[picks].astype(np.float32))
-        self.frame_numbers = torch.from_numpy(picks.astype(np.int64))
-        self._index()
-
-    def _load_from_state_dict(self, state, prefix, *args, **kwargs):
-        # Buffers of any length load (the bank's size is the file's); then their shapes are checked.
-        for name in ("images", "landmarks", "frame_numbers"):
-            if prefix + name in state:
-                setattr(self, name, torch.empty_like(state[prefix + name]))
-        super()._load_from_state_dict(state, prefix, *args, **kwargs)
-        m, size = len(self.images), self.size
-        if not (self.images.dtype == torch.uint8 and self.images.shape[1:] == (3, size, size)
-                and self.landmarks.shape == (m, NUM_LANDMARKS, 4) and self.frame_numbers.shape == (m,)
-                and bool(torch.isfinite(self.landmarks[:, :, :2]).all())):
-            raise ValueError("a damaged reference bank")
-        self._index()
-
-    def _index(self):
-        """What the reference search reads, in numpy."""
-        self.skeletons = self.landmarks.numpy()
-        self.frames = self.frame_numbers.numpy()
-        self.poses = normalise_poses(reduced_vectors(self.skeletons))  # (M, 13, 2)
-        self.facing = facing(self.skeletons)
 
 
 def main():

@@ -25,16 +25,22 @@ Per frame, then averaged:
   cross       other people's videos drive the target's generators (no ground truth), as
               the demo drives them (smoothed, normalised into the target's frame, cropped):
               pose fidelity against the driving skeleton.
+  hard        the same for harder clips made of each cross-person one (hard_clips.py):
+              turned by +-20 and +-35 degrees (a leaning body), mirrored, and at half size
+              in a frame of its size; every HARD_EVERY-th frame, novelty beside detection.
 
 What users will do, which the held-out frames cannot show (they are the same session):
   novelty     each driving pose's distance to the nearest training pose of the target
               (poses.PoseIndex: nearest neighbour's position- and scale-free terms);
               detection and joint error per novelty quartile, the quartile edges fixed
-              from the held-out poses and applied to the cross-person ones.
+              from the held-out poses and applied to the cross-person and harder ones; and
+              beyond the fourth quartile, for poses of novelty > 0.2 and > 0.3 (NOVELTY_BINS).
   unseen      held-out skeletons edited into poses the target never made (poses.edit_pose:
               arms up, out, in a V, elbows bent, a knee lifted, a kick, a low stance, a lean,
-              the mirror image; every bone kept at its length; seeded), re-cropped as the
-              demo crops: pose fidelity against the edited skeleton.
+              the mirror image, a lunge, the torso leant 30 degrees either way, a deep bend,
+              a crouch, a one-leg balance, a jump, arms crossed overhead; every bone kept at
+              its length; seeded), re-cropped as the demo crops: pose fidelity against the
+              edited skeleton.
   placed      at the size people watch: each crop placed into the target's frame as the
               demo's right panel places it (256 px), re-detected there by one static
               detector for every row, whose border is the one that finds the most real frames.
@@ -45,6 +51,7 @@ held-out one (--grid), and beside it *_unseen (one edited pose of each family) a
 (the most novel poses of all) with every generator's frame.
 
     python evaluate.py [VIDEO] [--test-video FILE] [--max-frames N] [--models-dir D] [--json F] [--grid F]
+                       [--generators NAME ...] [--no-hard]
 """
 import argparse
 import json
@@ -61,7 +68,8 @@ import torch
 from tqdm import tqdm
 
 from DanceDemo import DEFAULT_SMOOTHER, PANEL, DanceDemo, panel_transform, place_crop
-from generators import DEFAULT, TABLE, make_generator
+from generators import DEFAULT, TABLE, find, make_generator
+from hard_clips import VARIANTS, make_clip
 from Motion import SMOOTHERS, crop_landmarks, drive_track, video_pose_stats
 from nets import resize_all
 from poses import EDIT_FAMILIES, PoseIndex, unseen_poses
@@ -82,11 +90,14 @@ BOX_MARGIN = 0.1        # person box: the real skeleton's box grown by this frac
 REDETECT_MARGIN = 0.5
 SPEED_FRAMES = 200      # frames timed for generate() speed
 SMOOTHED = DEFAULT       # the demo's generator, also scored driven by each smoother (rows "warp+median", ...)
-EDIT_BASES = 30         # held-out skeletons edited into each of poses.EDIT_FAMILIES (9): 270 unseen poses
+EDIT_BASES = 30         # held-out skeletons edited into each of poses.EDIT_FAMILIES (17): 510 unseen poses
 PLACED_EVERY = 3        # the placed protocol re-detects every 3rd test frame (at 256 px it costs the most)
 PLACED_MARGINS = (0.0, 0.25, 0.5)  # its border: the one that finds the most real frames (see placed_detector)
 LIVE_SLOWDOWNS = (0.0, 0.1)  # seconds added to each generated frame in the live runs: none, and
                              # enough that generation cannot keep up with a 25-30 fps source
+HARD_VARIANTS = VARIANTS  # the harder driving clips made of each cross-person clip (hard_clips.py)
+HARD_EVERY = 2          # every 2nd frame of each harder clip is driven (12 clips: the frames add up)
+NOVELTY_BINS = (0.2, 0.3)  # beyond the fourth quartile: poses this far from any the target made
 HARDEST = 8             # poses in the picture of the most novel ones
 GRID_ROWS = 6
 CELL = 128
@@ -187,6 +198,22 @@ def by_quartile(found, errors, quartile):
     return [fidelity(found, errors, quartile == q) for q in range(4)]
 
 
+def beyond(found, errors, novelty, bins=NOVELTY_BINS):
+    """`fidelity` of the poses whose novelty exceeds each of `bins`: a list, one row per bin."""
+    return [fidelity(found, errors, novelty > b) for b in bins]
+
+
+def pool_rows(rows, pooled, key, edges):
+    """Into each generator's novelty row, the figures of clips pooled under `key`: per quartile
+    (`key`), beyond it (`key`_beyond) and all together (`key`_all)."""
+    for name, parts in pooled.items():
+        if parts:
+            found, errors, nov = (np.concatenate(x) for x in zip(*parts))
+            rows[name][key] = by_quartile(found, errors, novelty_quartiles(nov, edges))
+            rows[name][f"{key}_beyond"] = beyond(found, errors, nov)
+            rows[name][f"{key}_all"] = fidelity(found, errors)
+
+
 def placed_panels(frames, skeletons, boxes, frame_size, panel=PANEL):
     """The second protocol's pictures: each crop (N, S, S, 3) placed into its target's frame
     exactly as the demo's right panel places it (DanceDemo.place_crop, `panel` pixels), with the
@@ -216,12 +243,14 @@ def placed(frames, skeletons, boxes, frame_size, detector, panel=PANEL):
 
 
 # ---- generators ----------------------------------------------------------------------------
-def load_generators(videoSke, train_idx, models_dir=MODELS_DIR):
-    """(name -> Generator, name -> model file), one per row of the generator table: the
-    learned ones from their files in `models_dir` (skipped when missing), those made from
-    the target's video over its training frames `train_idx` only."""
+def load_generators(videoSke, train_idx, models_dir=MODELS_DIR, names=None):
+    """(name -> Generator, name -> model file), one per row of the generator table (or of
+    those `names`): the learned ones from their files in `models_dir` (skipped when missing),
+    those made from the target's video over its training frames `train_idx` only."""
     gens, files = {}, {}
     for row in TABLE:
+        if names is not None and row.name not in names:
+            continue
         path = model_path(videoSke.filename, row.name, models_dir) if row.learned else None
         if path is not None and not path.exists():
             log.warning("skipping %s: no %s", row.name, path)
@@ -270,6 +299,34 @@ def drive(videoSke, idx, smoother, target=None):
                        videoSke.fps, smoother, CROP_MARGIN, stats)
 
 
+def drive_clips(clips, gens, target, index, edges, detector, every=1, max_frames=None, progress=True, keep=None):
+    """Other people's clips ((label, path) pairs) driving every generator as the demo drives them
+    (smoothed, normalised into `target`'s frame, cropped), scored on pose fidelity against the
+    driving skeleton. Returns {"tables": label -> generator -> fidelity, "novelty": label -> its
+    pose novelty (median, quartile shares by `edges`), "pooled": generator -> [(found, errors,
+    novelty) per clip]}; `keep(novelty, driven, frames)` sees each clip's frames (the hardest)."""
+    out = {"tables": {}, "novelty": {}, "pooled": {name: [] for name in gens}}
+    size = target.size
+    for label, path in clips:
+        src = VideoSkeleton(path, every=every, size=size, progress=progress)
+        idx = np.arange(len(src))[:max_frames] if max_frames else np.arange(len(src))
+        driven = drive(src, idx, DEFAULT_SMOOTHER, target=target)
+        nov = index.novelty(driven)
+        q = novelty_quartiles(nov, edges)
+        out["novelty"][label] = {"median": float(np.median(nov)), "quartile_shares": [float(np.mean(q == k))
+                                                                                       for k in range(4)]}
+        table, frames_by_gen = {}, {}
+        for name, gen in gens.items():
+            frames_by_gen[name] = outputs(gen, driven, size)
+            found, errors = detections(frames_by_gen[name], driven, detector)
+            table[name] = fidelity(found, errors)
+            out["pooled"][name].append((found, errors, nov))
+        out["tables"][label] = table
+        if keep:
+            keep(nov, driven, frames_by_gen)
+    return out
+
+
 class Slowed:
     """A generator made slower on purpose (a pause before each frame): how the live path
     behaves when generation cannot keep up with the camera."""
@@ -316,9 +373,10 @@ def score(frames, real, skeletons, real_flicker, detector):
 
 def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES, demo_source=None,
              models_dir=MODELS_DIR, smoothers=tuple(m for m in SMOOTHERS if m != "none"), progress=True,
-             size=DEFAULT_SIZE):
+             size=DEFAULT_SIZE, hard=True, names=None):
     """Every figure, as a dict (see the module docstring); `size`: the side of the test crops
-    (every generator's frames are resized to it)."""
+    (every generator's frames are resized to it); `hard`: also drive the harder clips made of
+    the cross-person ones; `names`: score only these generators (default: every one)."""
     torch.manual_seed(SEED)
     t0 = time.perf_counter()
     videoSke = VideoSkeleton(target, size=size, progress=progress)
@@ -333,7 +391,7 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
         test_idx = test_idx[:max_frames]  # contiguous, so consecutive-frame flicker means something
     size = videoSke.size
     skeletons, real = test.skeletons[test_idx], test.images()[test_idx]
-    gens, model_files = load_generators(videoSke, train_idx, models_dir)
+    gens, model_files = load_generators(videoSke, train_idx, models_dir, names)
 
     results = {"settings": {
         "target": str(videoSke.filename), "test": source_name, "test_frames": int(len(test_idx)),
@@ -421,34 +479,29 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
     seconds["placed"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    pooled = {name: [] for name in gens}  # (found, errors, quartile) per cross-person clip
-    for source in cross or ():
-        path = data_path(source)
-        if not path.exists():
-            log.warning("skipping cross-person %s: not found", path)
-            continue
-        src = VideoSkeleton(path, size=size, progress=progress)
-        idx = np.arange(len(src))[:max_frames] if max_frames else np.arange(len(src))
-        driven = drive(src, idx, DEFAULT_SMOOTHER, target=videoSke)
-        nov = index.novelty(driven)
-        q = novelty_quartiles(nov, edges)
-        novelty["clips"][path.name] = {"median": float(np.median(nov)),
-                                       "quartile_shares": [float(np.mean(q == k)) for k in range(4)]}
-        table, frames_by_gen = {}, {}
-        for name, gen in gens.items():
-            frames_by_gen[name] = outputs(gen, driven, size)
-            found, errors = detections(frames_by_gen[name], driven, detector)
-            table[name] = fidelity(found, errors)
-            pooled[name].append((found, errors, q))
-        results["cross"][path.name] = table
-        keep_hardest(nov, driven, frames_by_gen)
-    for name in gens:
-        if pooled[name]:
-            found, errors, q = (np.concatenate(x) for x in zip(*pooled[name]))
-            novelty["rows"][name]["cross"] = by_quartile(found, errors, q)
-            novelty["rows"][name]["cross_all"] = fidelity(found, errors)
-    detector.close()
+    found_cross = [(data_path(c).name, data_path(c)) for c in cross or () if data_path(c).exists()]
+    for c in cross or ():
+        if not data_path(c).exists():
+            log.warning("skipping cross-person %s: not found", data_path(c))
+    clips = drive_clips(found_cross, gens, videoSke, index, edges, detector, max_frames=max_frames,
+                        progress=progress, keep=keep_hardest)
+    results["cross"], novelty["clips"] = clips["tables"], clips["novelty"]
+    pool_rows(novelty["rows"], clips["pooled"], "cross", edges)
     seconds["cross"] = time.perf_counter() - t
+
+    # Harder driving clips, made from the cross-person ones: turned, mirrored, at half size.
+    t = time.perf_counter()
+    made = [(f"{path.stem} {variant}", make_clip(path, variant, progress=progress))
+            for _, path in (found_cross if hard else ()) for variant in HARD_VARIANTS]
+    clips = drive_clips(made, gens, videoSke, index, edges, detector, every=HARD_EVERY, max_frames=max_frames,
+                        progress=progress, keep=keep_hardest)
+    results["hard"] = {"settings": {"variants": list(HARD_VARIANTS), "every": HARD_EVERY}, "clips": clips["tables"],
+                       "novelty": clips["novelty"]}
+    pool_rows(novelty["rows"], clips["pooled"], "hard", edges)
+    seconds["hard"] = time.perf_counter() - t
+    for name in scored:  # beyond the fourth quartile, on the held-out frames
+        novelty["rows"][name]["held_out_beyond"] = beyond(*per_frame[name], held_novelty)
+    detector.close()
     results["novelty"], results["unseen"] = novelty, unseen
     hardest.sort(key=lambda h: -h[0])
     top = hardest[:HARDEST]
@@ -457,7 +510,8 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
     results["summary"] = {name: {
         "held_out": fidelity(*per_frame[name]), "novel_q4": novelty["rows"][name]["held_out"][3],
         "unseen": {k: unseen["rows"][name][k] for k in ("detection_rate", "joint_error_px", "frames")},
-        "cross": novelty["rows"][name].get("cross_all"), "placed": results["placed"]["rows"][name]}
+        "cross": novelty["rows"][name].get("cross_all"), "hard": novelty["rows"][name].get("hard_all"),
+        "placed": results["placed"]["rows"][name]}
         for name in gens}
 
     t = time.perf_counter()
@@ -512,6 +566,18 @@ def markdown(results):
                       f"held-out third quartile", "",
                   "| generator | detected | joint err (px) |", "|---|---|---|"]
         lines += [f"| {n} | {pct(r)} | {r['joint_error_px']:.2f} |" for n, r in table.items()]
+    hard = results.get("hard", {})
+    if hard.get("clips"):
+        names = list(next(iter(hard["clips"].values())))
+        lines += ["", f"Harder driving clips: each cross-person clip turned by +-20 and +-35 degrees, mirrored, and at "
+                      f"half size in a frame of its size (hard_clips.py), every {hard['settings']['every']}nd frame, "
+                      f"driving the target as the demo drives it. Cells: detected / joint error (px); novelty: the "
+                      f"clip's median pose novelty and its share beyond the held-out third quartile.", "",
+                  "| clip | frames | novelty | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
+        for clip, table in hard["clips"].items():
+            nov = hard["novelty"][clip]
+            lines.append(f"| {clip} | {next(iter(table.values()))['frames']} | {nov['median']:.3f} "
+                         f"({100 * nov['quartile_shares'][3]:.0f}%) | " + " | ".join(cell(table[n]) for n in names) + " |")
     if "live" in results:
         live = results["live"]
         lines += ["", f"Live: {live['source']} played in real time ({live['source_fps']:g} fps) as a camera would "
@@ -548,6 +614,14 @@ def what_users_do(results):
     for name, r in nov["rows"].items():
         cross = r.get("cross") or [None] * 4
         lines.append(f"| {name} | " + " | ".join(cell(x) for x in r["held_out"] + cross) + " |")
+    sets = [k for k in ("held_out", "cross", "hard") if any(f"{k}_beyond" in r for r in nov["rows"].values())]
+    bins = " | ".join(f"{k.replace('_', '-')} > {b:g}" for k in sets for b in NOVELTY_BINS)
+    lines += ["", "Beyond the fourth quartile: the poses of each set (held-out, cross-person, harder clips) whose "
+                  "novelty exceeds the bin. Cells: detected / joint error (px) (of how many poses).", "",
+              f"| generator | {bins} |", "|---|" + "---|" * (len(sets) * len(NOVELTY_BINS))]
+    for name, r in nov["rows"].items():
+        cells = [x for k in sets for x in (r.get(f"{k}_beyond") or [None] * len(NOVELTY_BINS))]
+        lines.append(f"| {name} | " + " | ".join(f"{cell(x)} (of {x['frames']})" if x else "-" for x in cells) + " |")
     u = unseen["settings"]
     lines += ["", f"Unseen poses: {u['poses']} held-out skeletons edited (seed {u['seed']}, every bone's length kept) "
                   f"into poses the target never made; median novelty {unseen['novelty_median']:.3f}, "
@@ -568,10 +642,10 @@ def what_users_do(results):
         lines.append(f"| {name} | {cell(results['rows'][name])} | {cell(r)} |")
     lines += ["", "Summary: detected / joint error (px) of each generator on what users will do.", "",
               "| generator | held-out | held-out, most novel quartile | unseen edits | cross-person (all clips) "
-              "| placed |", "|---|---|---|---|---|---|"]
+              "| harder clips (all) | placed |", "|---|---|---|---|---|---|---|"]
     for name, r in results["summary"].items():
-        lines.append(f"| {name} | " + " | ".join(cell(r[k]) for k in ("held_out", "novel_q4", "unseen", "cross",
-                                                                       "placed")) + " |")
+        lines.append(f"| {name} | " + " | ".join(cell(r.get(k)) for k in ("held_out", "novel_q4", "unseen", "cross",
+                                                                           "hard", "placed")) + " |")
     return lines
 
 
@@ -588,12 +662,17 @@ def main():
                              f"with --size 256)")
     parser.add_argument("--models-dir", default=str(MODELS_DIR),
                         help="where the target's models are (models/<target>_<name>.pth; default: models/)")
+    parser.add_argument("--no-hard", action="store_true",
+                        help="skip the harder driving clips (the cross-person ones turned, mirrored, smaller)")
+    parser.add_argument("--generators", nargs="+", metavar="NAME",
+                        help="score only these generators of the table (default: all)")
     parser.add_argument("--json", default="output/evaluation.json", help="where to write every figure")
     parser.add_argument("--grid", default="images/evaluation_grid.png", help="where to write the image grid")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.max_frames < 0:
         raise DanceError("--max-frames must be 0 (all) or more")
+    names = [find(n).name for n in args.generators] if args.generators else None
     # Every input and output checked before the evaluation's minutes of work.
     video = data_path(args.video)
     test_video = data_path(args.test_video) if args.test_video else None
@@ -614,7 +693,7 @@ def main():
     t0 = time.perf_counter()
     results = evaluate(video, test_video, args.max_frames or None, inputs[2:],
                        demo_source if demo_source and demo_source.exists() else None, models_dir=args.models_dir,
-                       size=args.size)
+                       size=args.size, hard=not args.no_hard, names=names)
     rows, skeletons = results.pop("grid_frames"), results.pop("grid_skeletons")
     pictures = {unseen_grid: results.pop("unseen_grid"), hardest_grid: results.pop("hardest_grid")}
     results["settings"]["seconds"] = time.perf_counter() - t0

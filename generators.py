@@ -13,6 +13,7 @@ from pathlib import Path
 
 from generator import check_config
 from GenGAN import GenGAN
+from GenLayered import GenLayered
 from GenNearest import GenNearest
 from GenPix2Pix import GenPix2Pix
 from GenVanillaNN import GenVanillaNN
@@ -53,6 +54,8 @@ TABLE = (
     Row(4, GenGAN, "type 2's network against a conditional DCGAN critic, plus L1"),
     Row(5, GenPix2Pix, "a U-Net from a rich pose map, 128x128, trained pix2pixHD-style"),
     Row(6, GenWarp, "the target's own pixels moved part by part to the pose, fused by a U-Net GAN, 128x128"),
+    Row(7, GenLayered, "person and background apart, each part moved from the frame showing it best, "
+                       "selected by a U-Net GAN, 128x128"),
 )
 DEFAULT = "warp"  # the demo's generator: the best one measured by evaluate.py on poses the target never made (README)
 

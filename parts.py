@@ -133,11 +133,14 @@ def bone_affine(p_a, p_b, q_a, q_b, width, rigid=False):
 
 def torso_affine(p, q):
     """Least-squares affine maps (N, 2, 3) from four points p (N, 4, 2) onto q (N, 4, 2), and
-    whether each is well posed (the points of p spread in two directions, all finite)."""
+    whether each is well posed: the points of p, and those of q, spread in two directions (a
+    torso seen side on is nearly a line: a map onto it would squash the asked torso into a
+    streak of the reference), all finite."""
     ok = np.isfinite(p).all(axis=(1, 2)) & np.isfinite(q).all(axis=(1, 2))
     p, q = np.where(ok[:, None, None], p, 0.0), np.where(ok[:, None, None], q, 0.0)
-    spread = np.linalg.svd(p - p.mean(axis=1, keepdims=True), compute_uv=False)  # (N, 2)
-    ok &= spread[:, 1] > MIN_TORSO_SPREAD * np.maximum(spread[:, 0], 1e-9)
+    for points in (p, q):
+        spread = np.linalg.svd(points - points.mean(axis=1, keepdims=True), compute_uv=False)  # (N, 2)
+        ok &= spread[:, 1] > MIN_TORSO_SPREAD * np.maximum(spread[:, 0], 1e-9)
     design = np.concatenate([p, np.ones_like(p[..., :1])], axis=-1)  # (N, 4, 3)
     a = np.linalg.pinv(design) @ q                                     # (N, 3, 2)
     return np.where(ok[:, None, None], a.transpose(0, 2, 1), 0.0), ok
@@ -239,9 +242,64 @@ def _warp_parts(refs, asked, ref_landmarks):
     # denormal values everywhere, slow to compute with).
     masks = ((to(radii)[..., None, None] - segment_distance(grid, to(segments))) / edge.clamp_min(1e-6) + 0.5)
     masks = masks.clamp(0.0, 1.0) * inside * to(weights)[..., None, None]            # (N, P, S, S)
+    return lay_over(masks, moved, asked)
+
+
+def per_part(values, p):
+    """The diagonal of values computed for (pose i, reference of part q) pairs, (N * P, P, ...):
+    part p's own value for its own reference, (N, P, ...)."""
+    values = np.asarray(values)
+    n = len(values) // p
+    return values.reshape(n, p, p, *values.shape[2:])[:, np.arange(p), np.arange(p)]
+
+
+def capsule_masks(landmarks, size):
+    """Every part's mask in the frame of its own pose, before any move: (N, 33, 4) landmarks ->
+    (N, P, size, size) float32 in [0, 1]: the capsule around the part's bone (a disc for the
+    head) with its soft edge, weighted by the part's visibility (`part_weights`); 0 where the
+    part is unknown. Sampled with a part's pixels (`move_parts`), it is the mask `warp_parts`
+    draws around the moved bone, computed once per reference instead of once per move."""
+    lm = full_landmarks(landmarks)
+    ends = bone_ends(lm)
+    rigid = np.array([part.kind == "head" for part in PARTS])
+    ends[:, rigid, 0] = ends[:, rigid, 1]
+    size_q = torso_length(lm)
+    radii = np.array([part.radius for part in PARTS])[None] * size_q[:, None]
+    valid = np.isfinite(ends).all(axis=(-1, -2)) & np.isfinite(radii)
+    centres = (2.0 * np.arange(size) + 1.0) / size - 1.0  # pixel centres in grid coordinates
+    points = torch.from_numpy(np.stack(np.meshgrid(centres, centres, indexing="xy"), -1).astype(np.float32))
+    dist = segment_distance(points[None, None], torch.from_numpy(np.nan_to_num(ends).astype(np.float32)))
+    edge = torch.from_numpy(np.nan_to_num(EDGE * size_q).astype(np.float32)).clamp_min(1e-6)[:, None, None, None]
+    masks = ((torch.from_numpy(np.nan_to_num(radii).astype(np.float32))[..., None, None] - dist) / edge + 0.5)
+    return masks.clamp(0.0, 1.0) * torch.from_numpy((part_weights(lm) * valid).astype(np.float32))[..., None, None]
+
+
+def move_parts(refs, masks, asked, ref_landmarks):
+    """`warp_parts` for references whose part masks are already drawn (`capsule_masks`, times the
+    person's outline): each part p of pose i cut from refs[i, p] (N, P, C, S, S) with its mask
+    masks[i, p] (N, P, S, S), moved to asked[i] (N, 33, 4) from ref_landmarks[i, p] (N, P, 33, 4),
+    and laid over the others. Returns (composite (N, C, S, S), coverage (N, 1, S, S))."""
+    n, p, c, s = refs.shape[0], len(PARTS), refs.shape[2], refs.shape[-1]
+    pairs = part_transforms(np.repeat(full_landmarks(asked), p, axis=0),
+                            np.asarray(ref_landmarks, np.float32).reshape(n * p, *np.shape(ref_landmarks)[2:]))
+    theta, valid, _, _, trust = (per_part(a, p) for a in pairs)
+    to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(refs.device)  # noqa: E731
+    grid = F.affine_grid(to(theta).view(n * p, 2, 3), (n * p, c + 1, s, s), align_corners=False)
+    moved = F.grid_sample(torch.cat([refs, masks[:, :, None].to(refs.dtype)], dim=2).view(n * p, c + 1, s, s), grid,
+                          mode="bilinear", padding_mode="zeros", align_corners=False).view(n, p, c + 1, s, s)
+    shown = moved[:, :, -1] * to((valid * trust).astype(np.float32))[..., None, None]
+    return lay_over(shown, moved[:, :, :-1].transpose(1, 2), asked)
+
+
+def lay_over(masks, moved, asked):
+    """Moved parts laid over each other from the farthest to the nearest (by the asked pose's
+    depth, `depth_order`): masks (N, P, S, S) and parts (N, C, P, S, S) -> (composite (N, C, S, S),
+    coverage (N, 1, S, S))."""
+    s = masks.shape[-1]
+    near_first = torch.from_numpy(depth_order(asked)[:, ::-1].copy()).to(masks.device)[..., None, None]
+    near_first = near_first.expand(-1, -1, s, s)
     # Laid over each other from the farthest to the nearest ("over", front to back): part k
     # shows with weight m_k times the product of (1 - m_j) over the parts j nearer than it.
-    near_first = to(depth_order(asked)[:, ::-1].copy())[..., None, None].expand(-1, -1, s, s)
     masks = masks.gather(1, near_first)
     through = torch.cumprod(1.0 - masks, dim=1)                                    # light left behind each part
     shown = masks * torch.cat([torch.ones_like(through[:, :1]), through[:, :-1]], dim=1)

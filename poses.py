@@ -225,10 +225,26 @@ def _leg(lm, side, thigh, shin):
     return [mid, end, *tips]
 
 
+def _bend(lm, degrees):
+    """The body above the hips turned by `degrees` about the mid-hip (positive: clockwise on
+    screen), the legs then aimed as they were (bones kept); returns the ids moved (all)."""
+    legs = {side: (lm[mid, :2] - lm[root, :2], lm[end, :2] - lm[mid, :2])
+            for side, (root, mid, end, tips) in LEGS.items()}
+    pivot = lm[[23, 24], :2].mean(axis=0)
+    a = np.radians(degrees)
+    c, s = np.cos(a), np.sin(a)
+    lm[:, :2] = pivot + (lm[:, :2] - pivot) @ np.array([[c, s], [-s, c]], np.float32)
+    for side, (thigh, shin) in legs.items():
+        _leg(lm, side, thigh, shin)
+    return list(range(len(lm)))
+
+
 def edit_pose(landmarks, family, rng):
     """One real skeleton (33, 4) edited into a pose of `family` (see EDIT_FAMILIES), every bone
     kept at its length (rigid turns of limb chains about their joints; the whole body for a
-    lean; the mirror image swaps the sides). Returns (edited landmarks, ids of those that moved)."""
+    lean, the body above the hips for a torso lean or a bend, the legs then aimed as before;
+    the mirror image swaps the sides). No edit moves the whole figure: a crop is cut around
+    the person wherever they stand. Returns (edited landmarks, ids of those that moved)."""
     lm = np.asarray(landmarks, np.float32).copy()
     j = rng.uniform(-EDIT_JITTER, EDIT_JITTER)
     side = ("left", "right")[rng.integers(2)]
@@ -264,23 +280,55 @@ def edit_pose(landmarks, family, rng):
         lm[:, 0] = 1.0 - lm[:, 0]
         lm = lm[list(MIRROR)]
         moved = list(range(len(lm)))
+    elif family == "lunge":       # one knee bent deep, its thigh near level; the other leg stretched out
+        other = "right" if side == "left" else "left"
+        moved = _leg(lm, side, _turn(DOWN, -out(side) * (75 + j)), DOWN) \
+            + _leg(lm, other, _turn(DOWN, -out(other) * (40 + j)), _turn(DOWN, -out(other) * (40 + j)))
+    elif family in ("torso_lean_left", "torso_lean_right"):  # the upper body tilted 30 degrees over the hips
+        moved = _bend(lm, (30 + j) * (1 if family == "torso_lean_left" else -1))
+    elif family == "bend":        # the upper body bent far over to one side, the arms hanging
+        moved = _bend(lm, (75 + j) * (1 if side == "left" else -1))
+        moved += _arms(lm, lambda s: _turn(DOWN, out(s) * 5))
+    elif family == "crouch":      # both knees bent out and up, the shins back in under them
+        moved = [i for s in ("left", "right") for i in _leg(lm, s, _turn(DOWN, -out(s) * (75 + j)),
+                                                            _turn(DOWN, out(s) * 15))]
+    elif family == "one_leg":     # standing on one straight leg, the other knee up, its foot by the knee
+        other = "right" if side == "left" else "left"
+        moved = _leg(lm, other, DOWN, DOWN) + _leg(lm, side, _turn(DOWN, -out(side) * (80 + j)),
+                                                   _turn(DOWN, out(side) * 40))
+    elif family == "jump":        # in the air: both knees bent, feet tucked, arms flung up in a V
+        moved = [i for s in ("left", "right") for i in _leg(lm, s, _turn(DOWN, -out(s) * (40 + j)),
+                                                            _turn(DOWN, out(s) * 25))]
+        moved += _arms(lm, lambda s: _turn(np.array([out(s), 0.0]), -out(s) * (55 + j)))
+    elif family == "arms_crossed":  # both arms raised, the forearms crossed above the head
+        moved = []
+        for s in ("left", "right"):
+            root, mid, end, tips = ARMS[s]
+            _aim(lm, root, (mid, end, *tips), _turn(UP, out(s) * (10 + j / 2)))  # upper arms nearly upright
+            _aim(lm, mid, (end, *tips), _turn(UP, -out(s) * 85))                 # forearms across, over the head
+            moved += [mid, end, *tips]
     else:
         raise ValueError(f"unknown pose edit {family!r}; choose one of {', '.join(EDIT_FAMILIES)}")
     return lm, sorted(set(moved))
 
 
-EDIT_FAMILIES = ("arms_up", "arms_out", "arms_v", "elbows_bent", "knee_lift", "kick", "low_stance", "lean",
-                 "mirror")
+# The first nine families draw from the seed's first stream, in this order, so that their poses
+# stay the ones earlier evaluations scored; the families added later draw from a second stream.
+FIRST_FAMILIES = ("arms_up", "arms_out", "arms_v", "elbows_bent", "knee_lift", "kick", "low_stance", "lean",
+                  "mirror")
+LATER_FAMILIES = ("lunge", "torso_lean_left", "torso_lean_right", "bend", "crouch", "one_leg", "jump",
+                  "arms_crossed")
+EDIT_FAMILIES = FIRST_FAMILIES + LATER_FAMILIES
 
 
 def unseen_poses(skeletons, bases, seed=0):
     """A fixed, seeded set of edited poses: each of `bases` skeletons spread evenly over
     `skeletons` (N, 33, 4) edited into every family. Returns (landmarks (M, 33, 4), family of each)."""
-    rng = np.random.default_rng(seed)
+    first, later = np.random.default_rng(seed), np.random.default_rng([seed, 1])
     picks = np.linspace(0, len(skeletons) - 1, min(bases, len(skeletons))).round().astype(int)
     poses, families = [], []
     for i in picks:
         for family in EDIT_FAMILIES:
-            poses.append(edit_pose(skeletons[i], family, rng)[0])
+            poses.append(edit_pose(skeletons[i], family, first if family in FIRST_FAMILIES else later)[0])
             families.append(family)
     return np.stack(poses), families

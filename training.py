@@ -636,6 +636,16 @@ def model_target(path):
         return None
 
 
+def model_kind(path):
+    """The generator class a model or checkpoint file says it holds ("GenWarp"), or None when
+    it is no readable model."""
+    try:
+        kind = torch.load(path, map_location="cpu", weights_only=True).get("kind")
+        return kind if isinstance(kind, str) else None
+    except Exception:
+        return None
+
+
 def train_main(gen_class, extra_args=None):
     """The command line of a trainer: parse, check every input and output, build or resume
     the generator, train, save. `extra_args(parser)` adds the generator's own options (each

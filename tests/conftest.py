@@ -130,3 +130,14 @@ def empty_scene(tmp_path):
     frames = [cv2.GaussianBlur(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8), (0, 0), 5)
               for _ in range(10)]
     return write_clip(tmp_path / "empty_scene.mp4", frames)
+
+
+@pytest.fixture(scope="module")
+def poses():
+    """Real skeletons (karate1's shipped track), centred in a square crop: (168, 33, 4)."""
+    with np.load(ROOT / "data" / "karate1_track.npz") as z:
+        lm = z["skeletons"].copy()
+    lm[..., 1] = (lm[..., 1] - 0.5) * 360 / 640 + 0.5  # the track's 640x360 frame made square
+    centre = lm[:, :, :2].mean(axis=1, keepdims=True)
+    lm[:, :, :2] = 0.5 + 1.6 * (lm[:, :, :2] - centre)   # person-sized in the crop
+    return lm

@@ -11,7 +11,10 @@ LEG_JOINTS = {side: {mid, end, *tips} for side, (root, mid, end, tips) in LEGS.i
 # What each family may move: the joints it names (and those below them), nothing else.
 NAMED = {"arms_up": ARM_JOINTS, "arms_out": ARM_JOINTS, "arms_v": ARM_JOINTS, "elbows_bent": HAND_JOINTS,
          "knee_lift": LEG_JOINTS, "kick": LEG_JOINTS, "low_stance": LEG_JOINTS["left"] | LEG_JOINTS["right"],
-         "lean": set(range(33)), "mirror": set(range(33))}
+         "lean": set(range(33)), "mirror": set(range(33)), "lunge": LEG_JOINTS["left"] | LEG_JOINTS["right"],
+         "torso_lean_left": set(range(33)), "torso_lean_right": set(range(33)), "bend": set(range(33)),
+         "crouch": LEG_JOINTS["left"] | LEG_JOINTS["right"], "one_leg": LEG_JOINTS["left"] | LEG_JOINTS["right"],
+         "jump": LEG_JOINTS["left"] | LEG_JOINTS["right"] | ARM_JOINTS, "arms_crossed": ARM_JOINTS}
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +57,26 @@ def test_edits_go_where_their_names_say():
     assert up[15, 1] < up[11, 1] - 0.2 and up[16, 1] < up[12, 1] - 0.2      # wrists well above the shoulders
     out, _ = edit_pose(lm, "arms_out", rng)
     assert out[15, 0] > 0.85 and out[16, 0] < 0.15 and abs(out[15, 1] - 0.3) < 0.06  # straight out sideways
+    lean, _ = edit_pose(lm, "torso_lean_left", rng)
+    tilt = np.degrees(np.arctan2(*(lean[[11, 12], :2].mean(0) - lean[[23, 24], :2].mean(0))[::-1])) + 90
+    assert 20 < tilt < 40                                                    # the spine 30 degrees off upright
+    np.testing.assert_allclose(lean[[27, 28], 1] - lean[[25, 26], 1], lm[[27, 28], 1] - lm[[25, 26], 1], atol=1e-6)
+    crossed, _ = edit_pose(lm, "arms_crossed", rng)
+    assert crossed[15, 1] < 0.3 - 0.15 and crossed[16, 1] < 0.3 - 0.15        # both wrists well above the shoulders ...
+    assert crossed[15, 0] < crossed[16, 0]                                   # ... each past the other
+    crouch, _ = edit_pose(lm, "crouch", rng)
+    assert crouch[25, 1] < lm[25, 1] - 0.05 and crouch[26, 1] < lm[26, 1] - 0.05  # both knees up
     mirror, _ = edit_pose(lm, "mirror", rng)
     np.testing.assert_allclose(mirror[11, :2], (1 - lm[12, 0], lm[12, 1]))  # the left shoulder where the right was
+
+
+def test_families_added_later_leave_the_first_families_poses_as_they_were(real_skeletons):
+    from poses import FIRST_FAMILIES
+    rng = np.random.default_rng(5)  # the single stream of the first nine families, as it was drawn before
+    picks = np.linspace(0, len(real_skeletons) - 1, 3).round().astype(int)
+    before = [edit_pose(real_skeletons[i], f, rng)[0] for i in picks for f in FIRST_FAMILIES]
+    now, families = unseen_poses(real_skeletons, 3, seed=5)
+    np.testing.assert_array_equal(np.stack(before), now[[f in FIRST_FAMILIES for f in families]])
 
 
 def test_the_unseen_set_is_fixed_by_its_seed(real_skeletons):

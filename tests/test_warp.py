@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
 from GenWarp import GenWarp, painting_loss
 from nets import images_to_tensor, tensor_to_images
 from parts import PARTS, bone_ends, facing, part_transforms, torso_length, warp_parts
@@ -15,17 +14,6 @@ from Skeleton import reduced_vectors
 from VideoReader import DanceError
 
 SIZE = 32  # tiny images: the geometry is size-free, the tests are quick
-
-
-@pytest.fixture(scope="module")
-def poses():
-    """Real skeletons (karate1's shipped track), centred in a square crop: (168, 33, 4)."""
-    with np.load(ROOT / "data" / "karate1_track.npz") as z:
-        lm = z["skeletons"].copy()
-    lm[..., 1] = (lm[..., 1] - 0.5) * 360 / 640 + 0.5  # the track's 640x360 frame made square
-    centre = lm[:, :, :2].mean(axis=1, keepdims=True)
-    lm[:, :, :2] = 0.5 + 1.6 * (lm[:, :, :2] - centre)   # person-sized in the crop
-    return lm
 
 
 def apply(theta, point):
