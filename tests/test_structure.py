@@ -14,7 +14,7 @@ from VideoReader import DanceError
 
 MODULES = {p.stem: p for p in ROOT.glob("*.py")}
 GENERATOR_MODULES = {row.cls.__module__ for row in TABLE}
-TOP = {"generators", "DanceDemo", "evaluate"}  # the table and the entry points that read it
+TOP = {"generators", "DanceDemo", "evaluate", "validate"}  # the table and the entry points that read it
 
 
 def project_imports(path):
