@@ -20,7 +20,7 @@ what the warp generator's frames showed as wrong in poses the target never made:
   fusion        a U-Net reads the pose map, both candidates with their coverage, and the
                 plate; its output is, pixel by pixel, a softmax selection among candidate 1,
                 candidate 2 and its own painting, plus a residual bounded by `residual` (for
-                shading and cloth). A selection prior (`painting_loss`, as in GenWarp)
+                shading and cloth). A selection prior (references.painting_loss, as GenWarp's)
                 charges it for painting where a moved part lands.
   training      pairs for poses the target never made: a share (`augment`) of the training
                 frames is turned by up to `max_rotation` degrees and/or mirrored together
@@ -39,15 +39,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from adversarial import RECIPE_DEFAULTS, AdversarialGenerator, recipe_options
+from adversarial import RECIPE_DEFAULTS, recipe_options
 from augment import turn_and_mirror
 from masks import person_masks
 from nets import UNet, images_to_tensor
 from parts import PARTS, WARP_CHUNK, bone_ends, capsule_masks, move_parts, part_weights, torso_length
 from poses import pose_maps
-from references import SHUNNED, Bank, draw_near_to_far, near_in_time, turned_away, whole_pose_costs
+from references import SHUNNED, Bank, BankGenerator, draw_near_to_far, near_in_time, turned_away, whole_pose_costs
 from Skeleton import full_landmarks
-from training import EPOCHS, TRAIN_EVERY, check_split, train_main
+from training import train_main
 from VideoReader import DanceError, cli_main
 
 DEFAULTS = {
@@ -126,12 +126,6 @@ class LayeredFusion(nn.Module):
         return (image, weights) if with_weights else image
 
 
-def painting_loss(weights, cover):
-    """The selection prior: the mean weight of the network's own painting where a moved part
-    lands (the most any candidate covers); see GenWarp.painting_loss."""
-    return (weights[:, -1:] * cover.amax(dim=1)).mean()
-
-
 class LayeredBank(Bank):
     """GenWarp's bank of reference frames plus each frame's person mask, masks (M, 1, S, S)
     uint8, 255 = person; from them, at load, each frame's plate (its background with the
@@ -168,15 +162,15 @@ class LayeredBank(Bank):
             raise ValueError("a damaged reference bank: its person masks do not fit its frames")
 
 
-class GenLayered(AdversarialGenerator):
+class GenLayered(BankGenerator):
     """The target's person moved part by part from its best-matching frames over its own
     background, selected and touched up by a U-Net."""
 
     kind = "GenLayered"
     name = "layered"
     defaults = DEFAULTS
-    render_poses = staticmethod(pose_maps)
-    shipped = AdversarialGenerator.shipped + ("bank",)
+    bank_class = LayeredBank
+    keeps_state = True  # its references, kept from frame to frame (hysteresis)
 
     def build(self):
         c = self.config
@@ -185,7 +179,6 @@ class GenLayered(AdversarialGenerator):
                 or c["painting_weight"] < 0:
             raise DanceError("settings: bank_size must be at least 1, train_gap, hysteresis and painting_weight "
                              "at least 0, augment and residual between 0 and 1, max_rotation between 0 and 90")
-        self.bank = LayeredBank(c["image_size"])  # empty until training fills it (or a model file)
         self.previous = None                       # the references of the last frame (hysteresis)
         super().build()
 
@@ -274,19 +267,6 @@ class GenLayered(AdversarialGenerator):
         image = torch.where(torch.from_numpy(chosen).to(image.device)[:, None, None, None], image, batch["image"])
         pose = images_to_tensor(pose_maps(landmarks, c["image_size"])).to(image.device)
         return {**batch, "image": image, "pose": pose, "skeleton": torch.from_numpy(landmarks)}, landmarks
-
-    # -- training --
-    def forward_train(self, batch):
-        image, weights = self.netG(batch, with_weights=True)
-        return image, {"painting": painting_loss(weights, batch["cover"])}
-
-    def train(self, videoSke, epochs=EPOCHS, every=TRAIN_EVERY, checkpoint=None, out=None, progress=True,
-              amp=True):
-        """Fill the bank from the training split (once: a resumed training keeps its bank), then train."""
-        if not len(self.bank):
-            train_idx, _ = check_split(videoSke, self.config["held_out"], every)
-            self.bank.fill(videoSke, train_idx, self.config["bank_size"])
-        return super().train(videoSke, epochs, every, checkpoint, out, progress, amp)
 
 
 def main():

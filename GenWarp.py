@@ -19,7 +19,7 @@ Siarohin et al., *Deformable GANs*, CVPR 2018). So, for each asked pose:
               network only has to point at it; it paints what no part shows (seams, cloth
               that does not move rigidly, what the references hide).
   training    adversarial.py's recipe (critics on pose map + image, LSGAN + feature matching
-              + L1, EMA), plus a selection prior (`painting_loss`): the network is charged
+              + L1, EMA), plus a selection prior (references.painting_loss): the network is charged
               for painting where a moved part lands. Without it, L1 against the target's own
               frames teaches it to paint them pix2pix-style and to ignore the moved parts,
               and its frames melt in poses the target never made (measured on taichi1: after
@@ -38,13 +38,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from adversarial import RECIPE_DEFAULTS, AdversarialGenerator, recipe_options
+from adversarial import RECIPE_DEFAULTS, recipe_options
 from nets import UNet
 from parts import warp_parts
-from poses import pose_maps
-from references import Bank, draw_near_to_far, near_in_time, whole_pose_costs
+from references import BankGenerator, draw_near_to_far, near_in_time, whole_pose_costs
 from Skeleton import full_landmarks
-from training import EPOCHS, TRAIN_EVERY, check_split, train_main
+from training import train_main
 from VideoReader import DanceError, cli_main
 
 DEFAULTS = {
@@ -85,29 +84,18 @@ class WarpFusion(nn.Module):
         return (weights[:, :, None] * sources).sum(dim=1), weights
 
 
-def painting_loss(weights, cover):
-    """The selection prior: the mean weight the network gives its own painting where a moved part
-    lands (the most any reference covers). Without it, trained against L1, the network learns to
-    paint the target's repertoire pix2pix-style, which melts in poses the target never made,
-    rather than to point at the moved pixels, whose geometry holds in any pose."""
-    return (weights[:, -1:] * cover.amax(dim=1)).mean()
-
-
-class GenWarp(AdversarialGenerator):
+class GenWarp(BankGenerator):
     """The target's own pixels moved part by part to the asked pose, fused and repaired by a U-Net."""
 
     kind = "GenWarp"
     name = "warp"
     defaults = DEFAULTS
-    render_poses = staticmethod(pose_maps)
-    shipped = AdversarialGenerator.shipped + ("bank",)
 
     def build(self):
         c = self.config
         if c["references"] < 1 or c["bank_size"] < 1 or c["reference_gap"] < 0 or c["train_gap"] < 0:
             raise DanceError("settings references and bank_size must be at least 1, reference_gap and "
                              "train_gap at least 0")
-        self.bank = Bank(c["image_size"])  # empty until training fills it (or a model file)
         super().build()
 
     def build_generator(self):
@@ -143,19 +131,6 @@ class GenWarp(AdversarialGenerator):
         warped, cover = warp_parts(refs, np.repeat(landmarks, k, axis=0), self.bank.skeletons[picks])
         return {**batch, "refs": refs.view(b, k, 3, s, s), "warped": warped.view(b, k, 3, s, s),
                 "cover": cover.view(b, k, 1, s, s)}
-
-    # -- training --
-    def forward_train(self, batch):
-        image, weights = self.netG(batch, with_weights=True)
-        return image, {"painting": painting_loss(weights, batch["cover"])}
-
-    def train(self, videoSke, epochs=EPOCHS, every=TRAIN_EVERY, checkpoint=None, out=None, progress=True,
-              amp=True):
-        """Fill the bank from the training split (once: a resumed training keeps its bank), then train."""
-        if not len(self.bank):
-            train_idx, _ = check_split(videoSke, self.config["held_out"], every)
-            self.bank.fill(videoSke, train_idx, self.config["bank_size"])
-        return super().train(videoSke, epochs, every, checkpoint, out, progress, amp)
 
 
 def main():

@@ -230,7 +230,7 @@ def crop_person(image, ske, size, margin=CROP_MARGIN):
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
+def quiet_stderr():
     """Silence C++ logging written straight to file descriptor 2 (TFLite's and glog's
     start-up banners). What was written is replayed if the block fails, so a real
     error message is never lost."""
@@ -270,7 +270,22 @@ def check_frame_size(size, name):
                          f"(at least {MIN_FRAME_SIDE} on each side); use a larger video")
 
 
-class PoseDetector:
+class QuietSolution:
+    """A MediaPipe solution (its graph in `self._solution`), closed with its C++ banners
+    silenced (quiet_stderr) and usable as a context manager; subclasses start it likewise."""
+
+    def close(self):
+        with quiet_stderr():
+            self._solution.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class PoseDetector(QuietSolution):
     """MediaPipe Pose (`mp.solutions.pose`, model_complexity=1, the one model that
     ships inside the mediapipe==0.10.21 wheel) returning `Skeleton`s.
 
@@ -286,12 +301,12 @@ class PoseDetector:
         # The inference engine prints banners from a worker thread while the graph starts (at
         # the first frame it sees). Start it on a blank frame inside one quiet window, so that no
         # half banner lands later in front of a message of ours.
-        with _quiet_stderr():
+        with quiet_stderr():
             import mediapipe as mp
-            self._pose = mp.solutions.pose.Pose(
+            self._solution = mp.solutions.pose.Pose(
                 static_image_mode=not tracking, model_complexity=1,
                 min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence)
-            self._pose.process(np.zeros((WARM_UP_SIDE, WARM_UP_SIDE, 3), np.uint8))  # nobody: no state kept
+            self._solution.process(np.zeros((WARM_UP_SIDE, WARM_UP_SIDE, 3), np.uint8))  # nobody: no state kept
         self.margin = margin
 
     def detect(self, image):
@@ -300,7 +315,7 @@ class PoseDetector:
         m = int(round(self.margin * max(h, w)))
         padded = cv2.copyMakeBorder(image, m, m, m, m, cv2.BORDER_REPLICATE) if m else image
         rgb = cv2.cvtColor(padded, cv2.COLOR_BGR2RGB)
-        result = self._pose.process(rgb)
+        result = self._solution.process(rgb)
         if result.pose_landmarks is None:
             return None
         lm = np.array([[p.x, p.y, p.z, p.visibility] for p in result.pose_landmarks.landmark],
@@ -311,13 +326,3 @@ class PoseDetector:
         lm[:, 1] = (lm[:, 1] * ph - m) / h
         lm[:, 2] = lm[:, 2] * pw / w
         return Skeleton(lm)
-
-    def close(self):
-        with _quiet_stderr():
-            self._pose.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

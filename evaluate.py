@@ -266,10 +266,18 @@ def load_generators(videoSke, train_idx, models_dir=MODELS_DIR, names=None):
     return gens, files
 
 
-def outputs(gen, skeletons, size, batch=128):
-    """Generated frames for `skeletons` (N, 33, 4), in order, resized to size x size (uint8 BGR)."""
-    gen.reset()  # a generator that keeps state from frame to frame starts this sequence afresh
-    out = [gen.generate_batch(skeletons[s:s + batch]) for s in range(0, len(skeletons), batch)]
+def outputs(gen, skeletons, size, batch=128, independent=False):
+    """Generated frames for `skeletons` (N, 33, 4), in order, resized to size x size (uint8 BGR):
+    the frames of a sequence, or with independent=True unrelated poses (edits), which a
+    generator that keeps state from frame to frame (GenLayered) makes each afresh."""
+    if independent and gen.keeps_state:
+        out = []
+        for skeleton in skeletons:
+            gen.reset()
+            out.append(gen.generate_batch(skeleton[None]))
+    else:
+        gen.reset()  # a generator that keeps state from frame to frame starts this sequence afresh
+        out = [gen.generate_batch(skeletons[s:s + batch]) for s in range(0, len(skeletons), batch)]
     return resize_all(np.concatenate(out), size) if out else np.zeros((0, size, size, 3), np.uint8)
 
 
@@ -452,7 +460,7 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
               "beyond_held_out_q3": float(np.mean(edit_novelty > edges[2])), "rows": {}}
     edit_frames = {}
     for name, gen in gens.items():
-        edit_frames[name] = outputs(gen, edited, size)
+        edit_frames[name] = outputs(gen, edited, size, independent=True)
         found, errors = detections(edit_frames[name], edited, detector)
         unseen["rows"][name] = {**fidelity(found, errors),
                                 "families": {f: fidelity(found, errors, families == f) for f in EDIT_FAMILIES}}

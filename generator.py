@@ -6,6 +6,9 @@ of its target person in that pose:
     image  = gen.generate(ske)               # a Skeleton -> (S, S, 3) BGR uint8
     images = gen.generate_batch(skeletons)   # (N, 33, 4) or (N, 26) -> (N, S, S, 3) BGR uint8
     gen.reset()                              # a cut in the source: forget any state kept between frames
+
+A generator with `keeps_state` (GenLayered: which reference frames it used) treats the
+frames of successive calls, and the rows of a batch, as one sequence in time, until reset().
     gen.config                               # a JSON-able dict that describes it, at least:
         target        the target video's file name (whose person it renders)
         image_size    S, the side of the images it makes
@@ -37,6 +40,7 @@ class Generator:
     learned = False  # True: trained, and loaded from a model file (training.LearnedGenerator)
     config = {}
     defaults = {}   # its settings with their defaults (a learned generator's; none here)
+    keeps_state = False  # True: a frame depends on the frames before it in the same sequence (see reset)
 
     def generate_batch(self, skeletons):
         """Skeletons in crop coordinates, (N, 33, 4) or (N, 26) -> (N, S, S, 3) BGR uint8 images."""

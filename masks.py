@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from Skeleton import _quiet_stderr
+from Skeleton import QuietSolution, quiet_stderr
 from VideoReader import DanceError, check_output
 from VideoSkeleton import save_npz_atomic
 
@@ -35,29 +35,19 @@ MASK_VERSION = 1        # bump when the masks change, so old caches are rebuilt
 log = logging.getLogger("dance")
 
 
-class Segmenter:
+class Segmenter(QuietSolution):
     """MediaPipe's selfie segmentation: `segment(image)` (H, W, 3) BGR uint8 -> (H, W) uint8,
     255 where a person is certain, 0 where the background is."""
 
     def __init__(self):
-        with _quiet_stderr():  # its inference engine prints start-up banners (see Skeleton.PoseDetector)
+        with quiet_stderr():  # its inference engine prints start-up banners (see Skeleton.PoseDetector)
             import mediapipe as mp
-            self._net = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
-            self._net.process(np.zeros((64, 64, 3), np.uint8))
+            self._solution = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+            self._solution.process(np.zeros((64, 64, 3), np.uint8))
 
     def segment(self, image):
-        mask = self._net.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).segmentation_mask
+        mask = self._solution.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).segmentation_mask
         return np.clip(np.asarray(mask) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-    def close(self):
-        with _quiet_stderr():
-            self._net.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def mask_files(videoSke):

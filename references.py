@@ -7,15 +7,21 @@ for an asked pose is ranked by its whole pose's distance (poses.pose_distances, 
 scale removed), plus a penalty when it faces the other way (front or back, from the
 shoulders' order: parts.facing); in training, frames near the asked one in time are
 shunned (they would be near-duplicates), and ranks are drawn from near to far.
+
+`BankGenerator` is the base of those generators: the bank in the model file, filled from
+the training split before the first epoch, and the selection prior (`painting_loss`) that
+keeps their fusion network pointing at moved pixels rather than painting.
 """
 import numpy as np
 import torch
 import torch.nn as nn
 
+from adversarial import AdversarialGenerator
 from nets import bgr_to_rgb_chw, resize_all
 from parts import facing
-from poses import farthest_poses, normalise_poses, pose_distances
+from poses import farthest_poses, normalise_poses, pose_distances, pose_maps
 from Skeleton import NUM_LANDMARKS, reduced_vectors
+from training import EPOCHS, TRAIN_EVERY, check_split
 
 SIDE_ON = 0.25        # |facing| below this (in torso lengths): side on, either way will do
 MISMATCH = 1.0        # added to the pose distance of a reference facing the other way (poses differ by ~0.1)
@@ -99,3 +105,40 @@ class Bank(nn.Module):
         self.frames = self.frame_numbers.numpy()
         self.poses = normalise_poses(reduced_vectors(self.skeletons))  # (M, 13, 2)
         self.facing = facing(self.skeletons)
+
+
+def painting_loss(weights, cover):
+    """The selection prior: the mean weight (B, K + 1, S, S), its painting last) a fusion
+    network gives its own painting where a moved part lands (the most any candidate covers,
+    cover (B, K, 1, S, S)). Without it, trained against L1, the network learns to paint the
+    target's repertoire pix2pix-style, which melts in poses the target never made, rather
+    than to point at the moved pixels, whose geometry holds in any pose."""
+    return (weights[:, -1:] * cover.amax(dim=1)).mean()
+
+
+class BankGenerator(AdversarialGenerator):
+    """An adversarial generator (adversarial.py) whose network reads the target's own frames
+    moved to the asked pose: a `bank` of them in its model file, and the selection prior in
+    its training. Subclasses set `bank_class`, build the bank's network and `complete`
+    batches with "cover" (where moved parts land); their network's forward takes
+    with_weights=True and then also returns its per-pixel selection weights."""
+
+    bank_class = Bank
+    render_poses = staticmethod(pose_maps)
+    shipped = AdversarialGenerator.shipped + ("bank",)
+
+    def build(self):
+        self.bank = self.bank_class(self.config["image_size"])  # empty until training fills it (or a model file)
+        super().build()
+
+    def forward_train(self, batch):
+        image, weights = self.netG(batch, with_weights=True)  # through forward, so that DDP sees it
+        return image, {"painting": painting_loss(weights, batch["cover"])}
+
+    def train(self, videoSke, epochs=EPOCHS, every=TRAIN_EVERY, checkpoint=None, out=None, progress=True,
+              amp=True):
+        """Fill the bank from the training split (once: a resumed training keeps its bank), then train."""
+        if not len(self.bank):
+            train_idx, _ = check_split(videoSke, self.config["held_out"], every)
+            self.bank.fill(videoSke, train_idx, self.config["bank_size"])
+        return super().train(videoSke, epochs, every, checkpoint, out, progress, amp)

@@ -53,7 +53,7 @@ def validate(paths, target, bases=BASES):
     with PoseDetector(tracking=False, margin=REDETECT_MARGIN) as detector:
         for path in paths:
             gen = load_model(path)
-            found, errors = detections(outputs(gen, poses, videoSke.size), poses, detector)
+            found, errors = detections(outputs(gen, poses, videoSke.size, independent=True), poses, detector)
             results[str(path)] = {"all": fidelity(found, errors),
                                   "families": {f: fidelity(found, errors, families == f) for f in EDIT_FAMILIES}}
     return results

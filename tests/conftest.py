@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from Skeleton import reduced_vectors  # noqa: E402
 from VideoReader import VideoReader, data_dir  # noqa: E402
 
 
@@ -41,6 +42,21 @@ def assert_one_line_error(result, *needles):
     assert sum("error" in line.lower() for line in lines) == 1, result.stderr
     for needle in needles:
         assert str(needle) in lines[-1], (needle, lines[-1])
+
+
+def assert_holds_any_pose(gen, poses, size):
+    """`gen` renders (size, size) BGR uint8 frames for poses with missing landmarks: NaN (a
+    wrist, a whole leg, the shoulders to the wrists), barely visible ones, reduced 26-vectors,
+    and a skeleton with nothing known at all; poses (>= 4, 33, 4) in crop coordinates."""
+    broken = poses[:4].copy()
+    broken[0, 15] = np.nan
+    broken[1, [23, 25, 27, 29, 31]] = np.nan
+    broken[2, :, 3] = 0.01
+    broken[3, 11:17] = np.nan
+    nothing = np.full((1, 33, 4), np.nan, np.float32)
+    for asked in (broken, reduced_vectors(poses[:3]), nothing):
+        out = gen.generate_batch(asked)
+        assert out.dtype == np.uint8 and out.shape == (len(asked), size, size, 3)
 
 
 def write_clip(path, frames, fps=25.0):
