@@ -381,10 +381,11 @@ def score(frames, real, skeletons, real_flicker, detector):
 
 def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES, demo_source=None,
              models_dir=MODELS_DIR, smoothers=tuple(m for m in SMOOTHERS if m != "none"), progress=True,
-             size=DEFAULT_SIZE, hard=True, names=None):
+             size=DEFAULT_SIZE, hard=True, names=None, edit_bases=EDIT_BASES):
     """Every figure, as a dict (see the module docstring); `size`: the side of the test crops
     (every generator's frames are resized to it); `hard`: also drive the harder clips made of
-    the cross-person ones; `names`: score only these generators (default: every one)."""
+    the cross-person ones; `names`: score only these generators (default: every one);
+    `edit_bases`: held-out skeletons edited into every family for the unseen poses."""
     torch.manual_seed(SEED)
     t0 = time.perf_counter()
     videoSke = VideoSkeleton(target, size=size, progress=progress)
@@ -451,10 +452,10 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
 
     # Unseen poses: held-out skeletons edited into poses the target never made (bone lengths kept),
     # re-cropped as the demo crops; no ground truth image, so pose fidelity only.
-    edited, families = unseen_poses(skeletons, EDIT_BASES, SEED)
+    edited, families = unseen_poses(skeletons, edit_bases, SEED)
     edited = np.stack([crop_landmarks(lm, (size, size), CROP_MARGIN)[0] for lm in edited])
     families, edit_novelty = np.array(families), index.novelty(edited)
-    unseen = {"settings": {"bases": EDIT_BASES, "families": list(EDIT_FAMILIES), "poses": int(len(edited)),
+    unseen = {"settings": {"bases": edit_bases, "families": list(EDIT_FAMILIES), "poses": int(len(edited)),
                            "seed": SEED},
               "novelty_median": float(np.median(edit_novelty)),
               "beyond_held_out_q3": float(np.mean(edit_novelty > edges[2])), "rows": {}}
@@ -672,6 +673,8 @@ def main():
                         help="where the target's models are (models/<target>_<name>.pth; default: models/)")
     parser.add_argument("--no-hard", action="store_true",
                         help="skip the harder driving clips (the cross-person ones turned, mirrored, smaller)")
+    parser.add_argument("--edit-bases", type=int, default=EDIT_BASES,
+                        help=f"held-out skeletons edited into every family for the unseen poses (default: {EDIT_BASES})")
     parser.add_argument("--generators", nargs="+", metavar="NAME",
                         help="score only these generators of the table (default: all)")
     parser.add_argument("--json", default="output/evaluation.json", help="where to write every figure")
@@ -680,6 +683,8 @@ def main():
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.max_frames < 0:
         raise DanceError("--max-frames must be 0 (all) or more")
+    if args.edit_bases < 1:
+        raise DanceError("--edit-bases must be at least 1")
     names = [find(n).name for n in args.generators] if args.generators else None
     # Every input and output checked before the evaluation's minutes of work.
     video = data_path(args.video)
@@ -701,7 +706,7 @@ def main():
     t0 = time.perf_counter()
     results = evaluate(video, test_video, args.max_frames or None, inputs[2:],
                        demo_source if demo_source and demo_source.exists() else None, models_dir=args.models_dir,
-                       size=args.size, hard=not args.no_hard, names=names)
+                       size=args.size, hard=not args.no_hard, names=names, edit_bases=args.edit_bases)
     rows, skeletons = results.pop("grid_frames"), results.pop("grid_skeletons")
     pictures = {unseen_grid: results.pop("unseen_grid"), hardest_grid: results.pop("hardest_grid")}
     results["settings"]["seconds"] = time.perf_counter() - t0

@@ -142,7 +142,7 @@ def test_size_256_end_to_end(clip, tmp_path, private_cache):
     with VideoReader(demo) as video:
         assert video.frame_count == 10
     figures = tmp_path / "e.json"
-    result = run("evaluate.py", clip, "--size", 256, "--max-frames", 6, "--cross", "--demo-source", "",
+    result = run("evaluate.py", clip, "--size", 256, "--max-frames", 6, "--edit-bases", 2, "--cross", "--demo-source", "",
                  "--models-dir", tmp_path, "--json", figures, "--grid", tmp_path / "g.png")
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads(figures.read_text())

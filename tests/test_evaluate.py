@@ -91,7 +91,7 @@ def test_a_blank_image_is_never_detected():
 def test_end_to_end_on_a_short_clip(clip, clip_models, tmp_path):
     out_json, out_grid = tmp_path / "e.json", tmp_path / "g.png"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "evaluate.py"), str(clip), "--max-frames", "10", "--cross", str(clip),
+        [sys.executable, str(ROOT / "evaluate.py"), str(clip), "--max-frames", "10", "--edit-bases", "2", "--cross", str(clip),
          "--demo-source", str(clip), "--models-dir", str(clip_models), "--json", str(out_json), "--grid", str(out_grid)],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr
@@ -104,9 +104,11 @@ def test_end_to_end_on_a_short_clip(clip, clip_models, tmp_path):
     live = data["live"]["rows"]
     assert list(live) == ["+0 ms", "+100 ms"] and all(r["captured"] == 60 for r in live.values())
     # Slowed on purpose by 100 ms a frame (under 10 fps from a 25 fps clip): frames are dropped, never
-    # queued, so a shown frame is at most about two frames' work old, however loaded the machine is.
+    # queued, so a shown frame waited at most one frame's work and took one: its median age is about
+    # 1.5 frames' work however loaded the machine is (a queue: ages grow with every frame, ~5 here).
+    # The median, not the 90th percentile: about ten frames are shown, the first after a warm-up.
     slowed = live["+100 ms"]
-    assert slowed["dropped"] >= 10 and slowed["latency_p90_ms"] < 3 * 1000 / slowed["fps"], slowed
+    assert slowed["dropped"] >= 10 and slowed["latency_ms"] < 2.5 * 1000 / slowed["fps"], slowed
     assert data["settings"]["test_frames"] > 0
     names = [row.name for row in TABLE]
     for name in ["real", *names, f"{DEFAULT}+median", f"{DEFAULT}+one_euro"]:
@@ -120,7 +122,7 @@ def test_end_to_end_on_a_short_clip(clip, clip_models, tmp_path):
     assert list(data["cross"][clip.name]) == names
     assert set(data["settings"]["models"]) == {row.name for row in TABLE if row.learned}  # the clip's own models
     # what users do: poses the target never made, and frames at the size people watch
-    assert set(data["unseen"]["rows"]) == set(names) and data["unseen"]["settings"]["poses"] > 0
+    assert set(data["unseen"]["rows"]) == set(names) and data["unseen"]["settings"]["poses"] == 2 * len(EDIT_FAMILIES)
     assert set(data["unseen"]["rows"][DEFAULT]["families"]) == set(EDIT_FAMILIES)
     assert set(data["novelty"]["rows"]) == {"real", *names} and len(data["novelty"]["edges"]) == 3
     assert all(len(r["held_out"]) == 4 for r in data["novelty"]["rows"].values())
@@ -144,7 +146,7 @@ def test_end_to_end_on_a_short_clip(clip, clip_models, tmp_path):
 def test_a_separate_test_video_is_scored_whole(clip, tmp_path, private_cache):
     out_json = tmp_path / "e.json"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "evaluate.py"), str(clip), "--test-video", str(clip), "--max-frames", "0",
+        [sys.executable, str(ROOT / "evaluate.py"), str(clip), "--test-video", str(clip), "--max-frames", "0", "--edit-bases", "2",
          "--cross", "--demo-source", "", "--json", str(out_json), "--grid", str(tmp_path / "g.png")],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr

@@ -167,7 +167,10 @@ def test_ctrl_c_ends_a_live_session_and_keeps_the_recording(karate_path, tmp_pat
     out = tmp_path / "live.mp4"
     proc = subprocess.Popen([sys.executable, str(ROOT / "DanceDemo.py"), "--source", karate_path, "--live",
                              "--target", karate_path, "--gen-type", "nearest", "--output", out],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+                            # Ctrl-C's own handling, as in a terminal: a suite started in the background
+                            # would otherwise pass its ignored SIGINT on (Python then never raises it).
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     said = read_until(proc, rb"live: *(\d\d+)frame")  # ten frames or more shown
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
