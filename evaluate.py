@@ -553,10 +553,10 @@ def finite(value):
 def markdown(results):
     """The tables of a results dict, as Markdown."""
     s = results["settings"]
+    smoothed = (f" Rows `{s['smoothed']}+X` are driven by the test skeletons smoothed over time with X (see "
+                f"Motion.py); their pose error is against those smoothed skeletons.") if s["smoothed"] else ""
     lines = [f"Test footage: {s['test']}, {s['test_frames']} frames at {s['frame_size']}x{s['frame_size']}; "
-             f"outputs smaller than that are upsampled (native size in the table). Rows `{s['smoothed']}+X` are "
-             f"driven by the test skeletons smoothed over time with X (see Motion.py); their pose error "
-             f"is against those smoothed skeletons.", "",
+             f"outputs smaller than that are upsampled (native size in the table).{smoothed}", "",
              "| generator | native | L1 | PSNR | SSIM | box L1 | box PSNR | box SSIM | detected | joint err (px) "
              "| flicker (real) | fps 1 / batch | demo fps |", "|---|" + "---|" * 12]
     real_flicker = results["rows"]["real"]["flicker"]
