@@ -7,8 +7,6 @@ of its target person in that pose:
     images = gen.generate_batch(skeletons)   # (N, 33, 4) or (N, 26) -> (N, S, S, 3) BGR uint8
     gen.reset()                              # a cut in the source: forget any state kept between frames
 
-A generator with `keeps_state` (GenLayered: which reference frames it used) treats the
-frames of successive calls, and the rows of a batch, as one sequence in time, until reset().
     gen.config                               # a JSON-able dict that describes it, at least:
         target        the target video's file name (whose person it renders)
         image_size    S, the side of the images it makes
@@ -17,6 +15,9 @@ frames of successive calls, and the rows of a batch, as one sequence in time, un
         crop_size     the side, in pixels, of the target's crops it was made from
         target_stats  where the target stands in its frame (Motion.pose_stats), for the demo's
                       pose normalisation
+
+A generator with `keeps_state` (GenLayered: which reference frames it used) treats the
+frames of successive calls, and the rows of a batch, as one sequence in time, until reset().
 
 Learned generators (training.LearnedGenerator) add `train`, `save` and the class method
 `load`; their model files are named after the target and the generator, as
