@@ -6,7 +6,6 @@ of its target person in that pose:
     image  = gen.generate(ske)               # a Skeleton -> (S, S, 3) BGR uint8
     images = gen.generate_batch(skeletons)   # (N, 33, 4) or (N, 26) -> (N, S, S, 3) BGR uint8
     gen.reset()                              # a cut in the source: forget any state kept between frames
-
     gen.config                               # a JSON-able dict that describes it, at least:
         target        the target video's file name (whose person it renders)
         image_size    S, the side of the images it makes
