@@ -243,7 +243,7 @@ class DanceDemo:
 
         demo = DanceDemo("data/karate1.mp4", "pix2pix")       # any --gen-type: number, name or GEN_TYPE
         demo.draw(output="output/demo.mp4")   # or demo.draw() for a window
-        DanceDemo("0", "warp").draw()         # the camera, live
+        DanceDemo("0", "layered").draw()      # the camera, live
 
     Between detection and generation the source's skeletons are smoothed over time
     (`smooth`, see Motion.py) and, with normalisation, mapped into the target's frame:

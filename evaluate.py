@@ -15,7 +15,7 @@ Per frame, then averaged:
               skeleton that drove it. The real frames' row is the floor.
   temporal    mean absolute difference between consecutive outputs, beside the real frames'.
               The demo's generator (generators.DEFAULT) is also scored driven by skeletons
-              smoothed over time with each smoother of Motion.py (rows "warp+median", ...).
+              smoothed over time with each smoother of Motion.py (rows "layered+median", ...).
   speed       generate() frames per second one at a time and batched; the whole demo
               pipeline's frames per second on a source clip.
   live        the demo's live path, with the source clip played in real time as a camera
@@ -89,7 +89,7 @@ BOX_MARGIN = 0.1        # person box: the real skeleton's box grown by this frac
 # static MediaPipe found a person in 11% with no border, 33% at 10%, 62% at 25%, 95% at 50%.
 REDETECT_MARGIN = 0.5
 SPEED_FRAMES = 200      # frames timed for generate() speed
-SMOOTHED = DEFAULT       # the demo's generator, also scored driven by each smoother (rows "warp+median", ...)
+SMOOTHED = DEFAULT       # the demo's generator, also scored driven by each smoother (rows "layered+median", ...)
 EDIT_BASES = 30         # held-out skeletons edited into each of poses.EDIT_FAMILIES (17): 510 unseen poses
 PLACED_EVERY = 3        # the placed protocol re-detects every 3rd test frame (at 256 px it costs the most)
 PLACED_MARGINS = (0.0, 0.25, 0.5)  # its border: the one that finds the most real frames (see placed_detector)

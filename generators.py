@@ -57,7 +57,7 @@ TABLE = (
     Row(7, GenLayered, "person and background apart, each part moved from the frame showing it best, "
                        "selected by a U-Net GAN, 128x128"),
 )
-DEFAULT = "warp"  # the demo's generator: the best one measured by evaluate.py on poses the target never made (README)
+DEFAULT = "layered"  # the demo's generator: the best one measured by evaluate.py on poses the target never made (README)
 
 # The numbers as an enum, named as in the course code (VANILLA_NN_Image is its spelling).
 GEN_TYPE = IntEnum("GEN_TYPE", [(row.name.upper(), row.number) for row in TABLE] + [("VANILLA_NN_Image", 3)])
