@@ -310,7 +310,8 @@ class PoseDetector(QuietSolution):
         self.margin = margin
 
     def detect(self, image):
-        """The skeleton of the person in `image` (BGR uint8), or None if none is found."""
+        """The skeleton of the person in `image` (BGR uint8), or None if none is found or what
+        MediaPipe found is not `plausible` (counted in `rejected`)."""
         h, w = image.shape[:2]
         m = int(round(self.margin * max(h, w)))
         padded = cv2.copyMakeBorder(image, m, m, m, m, cv2.BORDER_REPLICATE) if m else image
@@ -325,4 +326,7 @@ class PoseDetector(QuietSolution):
         lm[:, 0] = (lm[:, 0] * pw - m) / w
         lm[:, 1] = (lm[:, 1] * ph - m) / h
         lm[:, 2] = lm[:, 2] * pw / w
+        if not plausible(lm):
+            self.rejected += 1
+            return None
         return Skeleton(lm)
