@@ -16,9 +16,11 @@ import errno
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 # FFmpeg prints its own complaints ("moov atom not found") straight to the terminal;
@@ -57,17 +59,45 @@ def evenly_spaced(n, count):
     return np.linspace(0, n - 1, min(count, n)).round().astype(int)
 
 
+# The signals that end long work as Ctrl-C does (the progress so far saved, the recording kept):
+# SIGTERM is what `kill`, `timeout`, schedulers and container stops send, SIGHUP a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_last_stop = [signal.SIGINT]  # the stop signal heard last: the exit status says which
+
+
+def stop_signals():
+    """The STOP_SIGNALS this process listens to: those not ignored (a job started with `nohup`
+    ignores SIGHUP, one started with `&` from a script ignores SIGINT; that choice is kept)."""
+    return tuple(s for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN)
+
+
+def note_stop(signum):
+    """Remember that stop signal `signum` was heard (the command's exit status reports it)."""
+    _last_stop[0] = signum
+
+
+def interrupt(signum, frame=None):
+    """A signal handler: raise KeyboardInterrupt, as Python's own SIGINT handler does."""
+    note_stop(signum)
+    raise KeyboardInterrupt
+
+
 def cli_main(main):
-    """Run `main()` as a command: a DanceError becomes one line on stderr and exit 2,
-    Ctrl-C exits 130 without a traceback."""
+    """Run `main()` as a command: a DanceError becomes one line on stderr and exit 2; Ctrl-C,
+    SIGTERM and SIGHUP all stop it as Ctrl-C does (long work saves what it has; see
+    STOP_SIGNALS) and exit 128 + the signal's number (130 for Ctrl-C), without a traceback."""
+    if threading.current_thread() is threading.main_thread():
+        for s in stop_signals():
+            signal.signal(s, interrupt)
     try:
         sys.exit(main())
     except DanceError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        stopped_by = signal.Signals(_last_stop[0])
+        print("interrupted" if stopped_by == signal.SIGINT else f"stopped by {stopped_by.name}", file=sys.stderr)
+        sys.exit(128 + stopped_by)
 
 
 def _temporary_name(path):
