@@ -167,9 +167,10 @@ class VideoSkeleton:
     """
 
     def __init__(self, filename, every=DEFAULT_EVERY, size=DEFAULT_SIZE, force=False, progress=True):
-        if every < 1 or not MIN_SIZE <= size <= MAX_SIZE:
-            raise DanceError(f"--every must be at least 1 and --size between {MIN_SIZE} and {MAX_SIZE} "
-                             f"(got every={every}, size={size})")
+        if every < 1:
+            raise DanceError(f"--every {every}: must be at least 1 (1: every frame)")
+        if not MIN_SIZE <= size <= MAX_SIZE:
+            raise DanceError(f"--size {size}: the crops must be {MIN_SIZE} to {MAX_SIZE} pixels a side")
         self.filename = Path(filename)
         self.every, self.size = int(every), int(size)
         check_file(self.filename)

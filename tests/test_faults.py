@@ -232,6 +232,11 @@ def test_environment_and_argument_mistakes(clip, tmp_path):
                               "no CUDA GPU")
     assert_one_line_error(run("DanceDemo.py", "--source", clip, "--gen-type", "nearest", "--target", clip,
                               "--model", "models/taichi1_pix2pix.pth"), "--model is for the learned")
+    too_big = run("VideoSkeleton.py", clip, "--size", 2048)  # the message names the setting that is wrong
+    assert_one_line_error(too_big, "--size 2048")
+    assert "--every" not in too_big.stderr
+    assert_one_line_error(run("evaluate.py", clip, "--size", 8, "--json", tmp_path / "e.json",
+                              "--grid", tmp_path / "g.png"), "--size 8", "64 to")
 
 
 def test_a_track_with_a_missing_frame_is_a_clear_error(tmp_path):
