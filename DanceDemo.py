@@ -47,7 +47,7 @@ from Motion import (SMOOTHERS, TRAVEL_ROOM, Calibration, normalised_box, smooth_
                     video_pose_stats)
 from Skeleton import PoseDetector, Skeleton, check_frame_size, crop_person, crop_square
 from VideoReader import (PROJECT_DIR, DanceError, VideoReader, VideoWriter, check_file, check_fps, check_output,
-                         cli_main, data_path)
+                         cli_main, data_path, opencv_text)
 from VideoSkeleton import VideoSkeleton, choose_detect_margin, combine_images, has_display, probe_detect_margin
 
 DEFAULT_SOURCE = "karate1.mp4"
@@ -66,6 +66,7 @@ log = logging.getLogger("dance")
 def label(image, text, org=(6, 18), colour=(255, 255, 255), scale=0.5):
     """Write a small caption (in the top-left corner by default), legible on any background:
     a black outline under the coloured letters."""
+    text = opencv_text(text)
     cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
     return image

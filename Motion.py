@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from Skeleton import Skeleton, crop_skeleton
-from VideoReader import IMAGE_SUFFIXES, check_output, cli_main, data_path, evenly_spaced, write_image
+from VideoReader import IMAGE_SUFFIXES, check_output, cli_main, data_path, evenly_spaced, opencv_text, write_image
 from VideoSkeleton import VideoSkeleton
 
 # ---- defaults ----
@@ -349,7 +349,7 @@ def _panel(target_landmarks, target, drawn, title, height):
         cv2.putText(image, f"target {name}", (4, y - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (150, 150, 150), 1, cv2.LINE_AA)
     for lm in drawn:
         Skeleton(lm).draw(image, thickness=2)
-    cv2.putText(image, title, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(image, opencv_text(title), (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
     return image
 
 

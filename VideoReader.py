@@ -89,6 +89,9 @@ def cli_main(main):
     if threading.current_thread() is threading.main_thread():
         for s in stop_signals():
             signal.signal(s, interrupt)
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed escaped, not a crash
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     try:
         sys.exit(main())
     except DanceError as e:
@@ -198,15 +201,41 @@ def check_fps(fps, every, name):
     return out
 
 
+@contextlib.contextmanager
+def opencv_path(path):
+    """A name under which OpenCV can open `path`. OpenCV takes names as UTF-8 and crashes (a
+    segmentation fault) on one that is not (a Latin-1 'caf\\xe9.mp4', which Python holds with
+    surrogates): such a file is reached through a symbolic link with a plain name, in a
+    temporary folder removed afterwards. Open the file inside the block."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        with tempfile.TemporaryDirectory(prefix="dance-name-") as folder:
+            link = Path(folder) / "video"
+            os.symlink(os.path.abspath(path), link)
+            yield str(link)
+    else:
+        yield text
+
+
+def opencv_text(text):
+    """What OpenCV's Hershey fonts can draw of `text`: its ASCII, anything else as '?' (they
+    have no other letters, and a name that is not UTF-8 crashes cv2.putText)."""
+    return str(text).encode("ascii", "replace").decode("ascii")
+
+
 def write_image(path, image):
     """Write an image (its format from the name's ending) atomically; a DanceError naming the
     file when it cannot be written, where OpenCV would only return False."""
     path = Path(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise DanceError(f"{path}: cannot write an image there: the name must end in {' or '.join(IMAGE_SUFFIXES)}")
+    ok, encoded = cv2.imencode(path.suffix.lower(), image)
+    if not ok:
+        raise DanceError(f"{path}: OpenCV cannot encode this image as {path.suffix}")
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), image):
-            raise DanceError(f"{path}: cannot write an image there (is the disk full?)")
+        tmp.write_bytes(encoded.tobytes())  # a full disk is an OSError: atomic_path says it in one line
     return path
 
 
@@ -234,7 +263,8 @@ class VideoReader:
     def __init__(self, filename):
         self.filename = Path(filename)
         check_file(self.filename)
-        self._cap = cv2.VideoCapture(str(self.filename))
+        with opencv_path(self.filename) as name:
+            self._cap = cv2.VideoCapture(name)
         # Phones store frames as the sensor saw them and say how to turn them (rotation
         # metadata); OpenCV ignores that unless asked, and a sideways person is a different pose.
         self._cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
@@ -411,7 +441,8 @@ class VideoWriter:
                 if "No space left" in said:
                     raise OSError(errno.ENOSPC, said)
                 raise DanceError(f"{self.filename}: ffmpeg could not write the video ({said})")
-            check = cv2.VideoCapture(str(self._tmp))  # count what is there
+            with opencv_path(self._tmp) as name:
+                check = cv2.VideoCapture(name)  # count what is there
             written = int(check.get(cv2.CAP_PROP_FRAME_COUNT)) if check.isOpened() else 0
             check.release()
             if written != self.frames:

@@ -177,7 +177,7 @@ class VideoSkeleton:
         self.settings = {"version": CACHE_VERSION, "every": self.every, "size": self.size,
                          "crop_margin": CROP_MARGIN, "detect_margin": "chosen per video"}
         digest = file_digest(self.filename)
-        path_tag = hashlib.sha256(str(self.filename.resolve()).encode()).hexdigest()[:8]
+        path_tag = hashlib.sha256(os.fsencode(self.filename.resolve())).hexdigest()[:8]  # any name the OS holds
         self.cache_file = cache_dir() / f"{self.filename.stem}-{path_tag}-every{self.every}-size{self.size}.npz"
         self.partial_file = self.cache_file.with_name(self.cache_file.stem + ".partial.npz")
         self._images = None

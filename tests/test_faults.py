@@ -382,6 +382,21 @@ def test_a_hang_up_during_extraction_saves_the_progress_and_the_rerun_resumes(ka
     assert rerun.returncode == 0 and "resuming" in rerun.stderr, rerun.stderr
 
 
+def test_file_names_that_are_not_utf8_work_as_inputs_and_outputs(clip, tmp_path):
+    """A Latin-1 'café.mp4' (Python holds its name with a surrogate; OpenCV crashed on it)."""
+    latin = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.mp4"))
+    os.link(clip, latin)
+    out = Path(os.fsdecode(bytes(tmp_path) + b"/d\xe9mo.mp4"))
+    result = run("DanceDemo.py", "--source", latin, "--target", latin, "--gen-type", "nearest", "--every", "6",
+                 "--output", out)
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout and out.exists()
+    with VideoReader(out) as video:
+        assert video.frame_count == 10
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".mp4") == sorted(
+        [clip.name, latin.name, out.name])  # no temporary left beside them
+
+
 def test_a_model_found_by_its_targets_name_must_render_that_target(tmp_path):
     from generators import make_generator
     (tmp_path / "clip_pix2pix.pth").write_bytes(Path("models/taichi1_pix2pix.pth").read_bytes())
