@@ -140,6 +140,10 @@ def write_error(path, error):
               errno.EROFS: "the file system is read-only", errno.EISDIR: "it is a folder",
               errno.ENOTDIR: "a part of the path is a file, not a folder"}.get(error.errno,
                                                                                 error.strerror or str(error))
+    if error.errno in (errno.EEXIST, errno.ENOTDIR):  # a folder on the way is a file (mkdir: "File exists")
+        blocking = next((p for p in reversed(Path(path).parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            reason = f"{blocking} is a file, not a folder; name another folder, or move that file"
     return DanceError(f"{path}: cannot write it: {reason}")
 
 

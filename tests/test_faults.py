@@ -223,6 +223,8 @@ def test_environment_and_argument_mistakes(clip, tmp_path):
     not_a_folder = tmp_path / "cache-file"
     not_a_folder.write_text("x")
     assert_one_line_error(run("VideoSkeleton.py", clip, env={"DANCE_CACHE": str(not_a_folder)}), "is a file")
+    assert_one_line_error(run("DanceDemo.py", "--source", clip, "--target", clip, "--gen-type", "nearest",
+                              "--output", not_a_folder / "deeper" / "out.mp4"), f"{not_a_folder} is a file, not a folder")
     assert_one_line_error(run("GenNearest.py", clip, "--source", clip, "--count", 0), "--count must be at least 1")
     assert_one_line_error(run("GenVanillaNN.py", clip, "--device", "bogus", "--out", tmp_path / "m.pth"),
                           "not a device")
