@@ -43,10 +43,11 @@ from tqdm import tqdm
 from generators import GEN_TYPE  # noqa: F401  (the course code imports GEN_TYPE from here)
 from generators import DEFAULT, describe, find, make_generator
 from live import LiveCapture, Meter, live_kind
-from Motion import SMOOTHERS, Calibration, normalised_box, smooth_stream, video_pose_stats
+from Motion import (SMOOTHERS, TRAVEL_ROOM, Calibration, normalised_box, smooth_stream, travel_share,
+                    video_pose_stats)
 from Skeleton import PoseDetector, Skeleton, check_frame_size, crop_person, crop_square
 from VideoReader import (PROJECT_DIR, DanceError, VideoReader, VideoWriter, check_file, check_fps, check_output,
-                         cli_main, data_path)
+                         cli_main, data_path, opencv_text)
 from VideoSkeleton import VideoSkeleton, choose_detect_margin, combine_images, has_display, probe_detect_margin
 
 DEFAULT_SOURCE = "karate1.mp4"
@@ -65,6 +66,7 @@ log = logging.getLogger("dance")
 def label(image, text, org=(6, 18), colour=(255, 255, 255), scale=0.5):
     """Write a small caption (in the top-left corner by default), legible on any background:
     a black outline under the coloured letters."""
+    text = opencv_text(text)
     cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
     return image
@@ -308,7 +310,13 @@ class DanceDemo:
         except ValueError as e:
             (log.warning if mode == "on" else log.info)("pose normalisation off: %s", e)
             return None
-        return source_stats, self.generator.config["target_stats"]
+        target_stats = self.generator.config["target_stats"]
+        share = travel_share(source_stats, target_stats)
+        if share > TRAVEL_ROOM:
+            log.info("%s travels %.0f%% of the target's frame width: its travel is compressed to %.0f%% so "
+                     "the person stays in view (Motion.placement)", self.source_path.name, 100 * share,
+                     100 * TRAVEL_ROOM)
+        return source_stats, target_stats
 
     def normalisation(self, landmarks):
         """(source stats, target stats) for this frame, or None: the crop alone."""

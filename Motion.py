@@ -19,6 +19,9 @@ with a scale and a translation interpolated between the target's "far" and "near
           + a * (target near height / source near height - target far height / source far height)
   the ankle line moves to target far + a * (target near - target far), and the body's
   centre to the target's usual centre plus the scaled offset of the source from its own.
+  Beyond the paper, the person is kept in view (`placement`): a source that travels wider
+  than half the target's frame has its travel compressed, and a skeleton that would still
+  cross an edge of the target's frame is shifted back inside it.
 Near and far are the extreme ankle heights of a video (robust percentiles), heights the
 tallest nose-to-ankle extents seen near them, all in pixels of each video's frame.
 
@@ -36,7 +39,7 @@ import cv2
 import numpy as np
 
 from Skeleton import Skeleton, crop_skeleton
-from VideoReader import IMAGE_SUFFIXES, check_output, cli_main, data_path, evenly_spaced, write_image
+from VideoReader import IMAGE_SUFFIXES, check_output, cli_main, data_path, evenly_spaced, opencv_text, write_image
 from VideoSkeleton import VideoSkeleton
 
 # ---- defaults ----
@@ -45,6 +48,9 @@ ONE_EURO_MIN_CUTOFF = 1.0  # Hz: the cutoff when still (lower: smoother, laggier
 ONE_EURO_BETA = 0.5        # how fast the cutoff rises with speed (in crop/frame units per second)
 ONE_EURO_D_CUTOFF = 1.0    # Hz: cutoff of the speed estimate
 FAR_NEAR_PERCENTILES = (5, 95)  # robust "farthest" and "nearest" ankle heights
+TRAVEL_PERCENTILES = (2, 98)    # robust leftmost and rightmost hip positions: how far the person travels
+TRAVEL_ROOM = 0.5          # the share of the target frame's width the source's travel may span after
+                           # scaling; wider travel is compressed to it (a dancer crossing a wide stage)
 BAND = 0.1                 # frames whose ankle is within this fraction of the near-far range count as near (far)
 
 NOSE, LEFT_ANKLE, RIGHT_ANKLE, LEFT_HIP, RIGHT_HIP = 0, 27, 28, 23, 24
@@ -230,8 +236,10 @@ def pose_stats(landmarks, frame_size):
     far_h = np.percentile(height[ankle <= far + band], 90)
     if min(near_h, far_h) <= 0:
         raise ValueError("the person is never seen upright (nose above ankles)")
+    left, right = np.percentile(centre, TRAVEL_PERCENTILES)
     return {"frame_size": [float(v) for v in frame_size], "far": float(far), "near": float(near),
-            "far_height": float(far_h), "near_height": float(near_h), "centre_x": float(np.median(centre))}
+            "far_height": float(far_h), "near_height": float(near_h), "centre_x": float(np.median(centre)),
+            "left": float(left), "right": float(right)}
 
 
 def video_pose_stats(videoSke):
@@ -250,15 +258,51 @@ def normalisation(ankle, source, target):
     return scale, (source["centre_x"], ankle), (target["centre_x"], target_ankle)
 
 
+def placement(landmarks, source, target):
+    """(scale, source anchor, target anchor) taking one source skeleton (33, 4, normalised to the
+    source's frame) into the target's frame as p -> (p - source anchor) * scale + target anchor,
+    in pixels: the paper's `normalisation`, then two rules so the person stays in view wherever
+    the source goes (its skeleton's box is always inside the target's frame):
+      travel  a source whose hips travel (TRAVEL_PERCENTILES of `source`) wider than TRAVEL_ROOM
+              of the target frame's width, once scaled, has its travel compressed to that;
+      clamp   a skeleton that would still cross the frame's edge (a jump, a lunge at the side)
+              is shifted back inside it (centred where it is larger than the frame)."""
+    sw, sh = source["frame_size"]
+    tw, th = target["frame_size"]
+    pts = np.asarray(landmarks, np.float32)[:, :2] * (sw, sh)
+    scale, (cx, ankle), (tx, ty) = normalisation(ankle_y(pts), source, target)
+    hips = pts[[LEFT_HIP, RIGHT_HIP], 0]
+    hip = float(np.nanmean(hips)) if np.isfinite(hips).any() else cx
+    travel = (source.get("right", cx) - source.get("left", cx)) * scale
+    squeeze = min(1.0, TRAVEL_ROOM * tw / travel) if travel > 0 else 1.0
+    anchor = np.array([tx + (hip - cx) * scale * squeeze, ty])
+    out = (pts - (hip, ankle)) * scale + anchor
+    known = out[np.isfinite(out).all(axis=1)]
+    if len(known):
+        lo, hi = known.min(axis=0), known.max(axis=0)
+        size = np.array([tw, th], np.float32)
+        anchor += np.where(hi - lo > size, (size - lo - hi) / 2, np.maximum(-lo, 0) + np.minimum(size - hi, 0))
+    return scale, (hip, ankle), tuple(anchor)
+
+
+def travel_share(source, target):
+    """How wide the source's travel (hips, TRAVEL_PERCENTILES) is once scaled into the target's
+    frame, as a share of its width, at the near scale; `placement` compresses what exceeds
+    TRAVEL_ROOM."""
+    scale = target["near_height"] / source["near_height"]
+    return (source.get("right", 0.0) - source.get("left", 0.0)) * scale / target["frame_size"][0]
+
+
 def normalise(landmarks, source, target):
     """One source skeleton (33, 4), normalised to the source's frame, mapped into the target's
     frame (normalised to it): scaled by the paper's factor about the source's usual centre and
-    ankle line, which land on the target's. z is scaled with x; visibility is kept."""
+    ankle line, which land on the target's, and kept in view (`placement`). z is scaled with
+    x; visibility is kept."""
     lm = np.asarray(landmarks, np.float32).copy()
     sw, sh = source["frame_size"]
     tw, th = target["frame_size"]
     pts = lm[:, :2] * (sw, sh)
-    scale, (sx, sy), (tx, ty) = normalisation(ankle_y(pts), source, target)
+    scale, (sx, sy), (tx, ty) = placement(landmarks, source, target)
     out = (pts - (sx, sy)) * scale + (tx, ty)
     lm[:, :2] = out / (tw, th)
     lm[:, 2] = lm[:, 2] * scale * sw / tw
@@ -267,10 +311,8 @@ def normalise(landmarks, source, target):
 
 def normalised_box(box, landmarks, source, target):
     """Where a source crop's square `box` (x0, y0, side in source pixels) lands in the target's
-    frame when the skeleton is normalised: (x0, y0, side) in target pixels."""
-    sw, sh = source["frame_size"]
-    pts = np.asarray(landmarks, np.float32)[:, :2] * (sw, sh)
-    scale, (sx, sy), (tx, ty) = normalisation(ankle_y(pts), source, target)
+    frame when the skeleton is normalised (`placement`): (x0, y0, side) in target pixels."""
+    scale, (sx, sy), (tx, ty) = placement(landmarks, source, target)
     x0, y0, side = box
     return (x0 - sx) * scale + tx, (y0 - sy) * scale + ty, side * scale
 
@@ -307,7 +349,7 @@ def _panel(target_landmarks, target, drawn, title, height):
         cv2.putText(image, f"target {name}", (4, y - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (150, 150, 150), 1, cv2.LINE_AA)
     for lm in drawn:
         Skeleton(lm).draw(image, thickness=2)
-    cv2.putText(image, title, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(image, opencv_text(title), (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
     return image
 
 

@@ -16,9 +16,11 @@ import errno
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 # FFmpeg prints its own complaints ("moov atom not found") straight to the terminal;
@@ -57,17 +59,48 @@ def evenly_spaced(n, count):
     return np.linspace(0, n - 1, min(count, n)).round().astype(int)
 
 
+# The signals that end long work as Ctrl-C does (the progress so far saved, the recording kept):
+# SIGTERM is what `kill`, `timeout`, schedulers and container stops send, SIGHUP a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_last_stop = [signal.SIGINT]  # the stop signal heard last: the exit status says which
+
+
+def stop_signals():
+    """The STOP_SIGNALS this process listens to: those not ignored (a job started with `nohup`
+    ignores SIGHUP, one started with `&` from a script ignores SIGINT; that choice is kept)."""
+    return tuple(s for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN)
+
+
+def note_stop(signum):
+    """Remember that stop signal `signum` was heard (the command's exit status reports it)."""
+    _last_stop[0] = signum
+
+
+def interrupt(signum, frame=None):
+    """A signal handler: raise KeyboardInterrupt, as Python's own SIGINT handler does."""
+    note_stop(signum)
+    raise KeyboardInterrupt
+
+
 def cli_main(main):
-    """Run `main()` as a command: a DanceError becomes one line on stderr and exit 2,
-    Ctrl-C exits 130 without a traceback."""
+    """Run `main()` as a command: a DanceError becomes one line on stderr and exit 2; Ctrl-C,
+    SIGTERM and SIGHUP all stop it as Ctrl-C does (long work saves what it has; see
+    STOP_SIGNALS) and exit 128 + the signal's number (130 for Ctrl-C), without a traceback."""
+    if threading.current_thread() is threading.main_thread():
+        for s in stop_signals():
+            signal.signal(s, interrupt)
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed escaped, not a crash
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     try:
         sys.exit(main())
     except DanceError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        stopped_by = signal.Signals(_last_stop[0])
+        print("interrupted" if stopped_by == signal.SIGINT else f"stopped by {stopped_by.name}", file=sys.stderr)
+        sys.exit(128 + stopped_by)
 
 
 def _temporary_name(path):
@@ -107,6 +140,10 @@ def write_error(path, error):
               errno.EROFS: "the file system is read-only", errno.EISDIR: "it is a folder",
               errno.ENOTDIR: "a part of the path is a file, not a folder"}.get(error.errno,
                                                                                 error.strerror or str(error))
+    if error.errno in (errno.EEXIST, errno.ENOTDIR):  # a folder on the way is a file (mkdir: "File exists")
+        blocking = next((p for p in reversed(Path(path).parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            reason = f"{blocking} is a file, not a folder; name another folder, or move that file"
     return DanceError(f"{path}: cannot write it: {reason}")
 
 
@@ -168,15 +205,41 @@ def check_fps(fps, every, name):
     return out
 
 
+@contextlib.contextmanager
+def opencv_path(path):
+    """A name under which OpenCV can open `path`. OpenCV takes names as UTF-8 and crashes (a
+    segmentation fault) on one that is not (a Latin-1 'caf\\xe9.mp4', which Python holds with
+    surrogates): such a file is reached through a symbolic link with a plain name, in a
+    temporary folder removed afterwards. Open the file inside the block."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        with tempfile.TemporaryDirectory(prefix="dance-name-") as folder:
+            link = Path(folder) / "video"
+            os.symlink(os.path.abspath(path), link)
+            yield str(link)
+    else:
+        yield text
+
+
+def opencv_text(text):
+    """What OpenCV's Hershey fonts can draw of `text`: its ASCII, anything else as '?' (they
+    have no other letters, and a name that is not UTF-8 crashes cv2.putText)."""
+    return str(text).encode("ascii", "replace").decode("ascii")
+
+
 def write_image(path, image):
     """Write an image (its format from the name's ending) atomically; a DanceError naming the
     file when it cannot be written, where OpenCV would only return False."""
     path = Path(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise DanceError(f"{path}: cannot write an image there: the name must end in {' or '.join(IMAGE_SUFFIXES)}")
+    ok, encoded = cv2.imencode(path.suffix.lower(), image)
+    if not ok:
+        raise DanceError(f"{path}: OpenCV cannot encode this image as {path.suffix}")
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), image):
-            raise DanceError(f"{path}: cannot write an image there (is the disk full?)")
+        tmp.write_bytes(encoded.tobytes())  # a full disk is an OSError: atomic_path says it in one line
     return path
 
 
@@ -204,7 +267,8 @@ class VideoReader:
     def __init__(self, filename):
         self.filename = Path(filename)
         check_file(self.filename)
-        self._cap = cv2.VideoCapture(str(self.filename))
+        with opencv_path(self.filename) as name:
+            self._cap = cv2.VideoCapture(name)
         # Phones store frames as the sensor saw them and say how to turn them (rotation
         # metadata); OpenCV ignores that unless asked, and a sideways person is a different pose.
         self._cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
@@ -381,7 +445,8 @@ class VideoWriter:
                 if "No space left" in said:
                     raise OSError(errno.ENOSPC, said)
                 raise DanceError(f"{self.filename}: ffmpeg could not write the video ({said})")
-            check = cv2.VideoCapture(str(self._tmp))  # count what is there
+            with opencv_path(self._tmp) as name:
+                check = cv2.VideoCapture(name)  # count what is there
             written = int(check.get(cv2.CAP_PROP_FRAME_COUNT)) if check.isOpened() else 0
             check.release()
             if written != self.frames:

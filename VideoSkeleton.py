@@ -20,6 +20,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import socket
 import time
 from pathlib import Path
 
@@ -37,6 +39,7 @@ MIN_SIZE, MAX_SIZE = 8, 1024  # crops larger than this would not fit in memory f
 JPEG_QUALITY = 95
 HELD_OUT = 0.15         # the final 15% of the frames, by time, are never trained on (see split())
 CACHE_VERSION = 2       # bump when the extraction changes, so old caches are rebuilt
+X_TIMEOUT = 0.5         # seconds an X server has to accept a connection before there is no display
 PROBE_FRAMES = 16       # frames spread over a video on which the detection border is chosen
 
 log = logging.getLogger("dance")
@@ -103,11 +106,41 @@ def split_indices(count, held_out=HELD_OUT):
     return np.arange(count - n_val), np.arange(count - n_val, count)
 
 
+def x_server_answers(display, timeout=X_TIMEOUT):
+    """Whether the X server of `display` (the DISPLAY variable: ":0", "unix:1.0", "host:10.0")
+    accepts a connection: its local socket (/tmp/.X11-unix/X<n>, or Linux's abstract one of that
+    name), or TCP port 6000 + n on a remote host."""
+    match = re.fullmatch(r"(?:(?P<host>[^:/]*)/)?(?P<name>[^:]*):(?P<n>\d+)(?:\.\d+)?", display.strip())
+    if match is None:
+        return False
+    host, n = match["name"], int(match["n"])
+    local = host in ("", "unix")
+    targets = [(socket.AF_UNIX, f"/tmp/.X11-unix/X{n}"), (socket.AF_UNIX, f"\0/tmp/.X11-unix/X{n}")] if local \
+        else [(socket.AF_INET, (host, 6000 + n))]
+    for family, address in targets:
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.settimeout(timeout)
+                s.connect(address)
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def has_display():
-    """Whether an OpenCV window can open: on Linux that needs an X or Wayland display."""
+    """Whether an OpenCV window can open. On Linux that needs an X server that answers (OpenCV's
+    Qt aborts the process, exit 134, when DISPLAY names one that does not: then the video is
+    written instead, and said)."""
     if os.name == "nt" or os.uname().sysname == "Darwin":
         return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    display = os.environ.get("DISPLAY")
+    if not display:
+        return False
+    if not x_server_answers(display):
+        log.info("DISPLAY=%s is set but no X server answers there: no window, the video is written", display)
+        return False
+    return True
 
 
 def combine_images(*images):
@@ -134,16 +167,17 @@ class VideoSkeleton:
     """
 
     def __init__(self, filename, every=DEFAULT_EVERY, size=DEFAULT_SIZE, force=False, progress=True):
-        if every < 1 or not MIN_SIZE <= size <= MAX_SIZE:
-            raise DanceError(f"--every must be at least 1 and --size between {MIN_SIZE} and {MAX_SIZE} "
-                             f"(got every={every}, size={size})")
+        if every < 1:
+            raise DanceError(f"--every {every}: must be at least 1 (1: every frame)")
+        if not MIN_SIZE <= size <= MAX_SIZE:
+            raise DanceError(f"--size {size}: the crops must be {MIN_SIZE} to {MAX_SIZE} pixels a side")
         self.filename = Path(filename)
         self.every, self.size = int(every), int(size)
         check_file(self.filename)
         self.settings = {"version": CACHE_VERSION, "every": self.every, "size": self.size,
                          "crop_margin": CROP_MARGIN, "detect_margin": "chosen per video"}
         digest = file_digest(self.filename)
-        path_tag = hashlib.sha256(str(self.filename.resolve()).encode()).hexdigest()[:8]
+        path_tag = hashlib.sha256(os.fsencode(self.filename.resolve())).hexdigest()[:8]  # any name the OS holds
         self.cache_file = cache_dir() / f"{self.filename.stem}-{path_tag}-every{self.every}-size{self.size}.npz"
         self.partial_file = self.cache_file.with_name(self.cache_file.stem + ".partial.npz")
         self._images = None

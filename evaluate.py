@@ -73,11 +73,11 @@ from hard_clips import VARIANTS, make_clip
 from Motion import SMOOTHERS, crop_landmarks, drive_track, video_pose_stats
 from nets import resize_all
 from poses import EDIT_FAMILIES, PoseIndex, unseen_poses
-from Skeleton import CROP_MARGIN, PoseDetector, Skeleton, reduced_vectors
+from Skeleton import CROP_MARGIN, MIN_FRAME_SIDE, PoseDetector, Skeleton, reduced_vectors
 from training import MODELS_DIR, comparison_grid, model_path
 from VideoReader import (IMAGE_SUFFIXES, DanceError, VideoReader, atomic_path, check_output, cli_main, data_path,
                          evenly_spaced, write_image)
-from VideoSkeleton import DEFAULT_SIZE, HELD_OUT, PROBE_FRAMES, VideoSkeleton, choose_detect_margin
+from VideoSkeleton import DEFAULT_SIZE, HELD_OUT, MAX_SIZE, PROBE_FRAMES, VideoSkeleton, choose_detect_margin
 
 # ---- defaults ----
 DEFAULT_TARGET = "taichi1.mp4"
@@ -426,6 +426,9 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
     for name, frames in tqdm(rows.items(), desc="scoring", disable=not progress):
         row, per_frame[name] = score(frames, real, drivers[name], real_flicker, detector)
         row["native_size"] = size if makers[name] is None else makers[name].config["image_size"]
+        if row["native_size"] > size:
+            log.warning("%s: its frames are %d pixels a side, scored here shrunk to --size %d", name,
+                        row["native_size"], size)
         if name in gens:
             row.update(speed(gens[name], skeletons))
         results["rows"][name] = row
@@ -685,6 +688,9 @@ def main():
         raise DanceError("--max-frames must be 0 (all) or more")
     if args.edit_bases < 1:
         raise DanceError("--edit-bases must be at least 1")
+    if not MIN_FRAME_SIDE <= args.size <= MAX_SIZE:
+        raise DanceError(f"--size {args.size}: the test crops must be {MIN_FRAME_SIDE} to {MAX_SIZE} pixels a side "
+                         f"(smaller ones show the detector no person; use the size the models were trained at)")
     names = [find(n).name for n in args.generators] if args.generators else None
     # Every input and output checked before the evaluation's minutes of work.
     video = data_path(args.video)

@@ -37,6 +37,13 @@ def pick_device(name=None):
         raise DanceError(f"--device {name!r} is not a device; use cpu or cuda") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DanceError(f"--device {name}: no CUDA GPU is visible to PyTorch here; use cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise DanceError(f"--device {name}: PyTorch sees {torch.cuda.device_count()} CUDA GPU(s) here "
+                         f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}); use one of those or cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise DanceError(f"--device {name}: Apple's MPS is not available to PyTorch here; use cpu")
+    if device.type not in ("cpu", "cuda", "mps"):  # meta holds no data; others are untested here
+        raise DanceError(f"--device {name}: {device.type} devices cannot run this project; use cpu or cuda")
     return device
 
 

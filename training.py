@@ -52,7 +52,7 @@ from nets import (bgr_to_rgb_chw, distribute, images_to_tensor, pick_device, res
 from poses import PoseIndex, pose_images
 from Skeleton import reduced_vectors
 from VideoReader import (PROJECT_DIR, DanceError, atomic_path, check_file, check_output, data_path, evenly_spaced,
-                         write_image)
+                         note_stop, stop_signals, write_image)
 from VideoSkeleton import DEFAULT_SIZE, HELD_OUT, VideoSkeleton
 
 # ---- defaults: the settings every learned generator has (each one's module adds its own) ----
@@ -482,15 +482,16 @@ def nearest_neighbour(videoSke, indices, size):
 
 # ---- the training loop -------------------------------------------------------------------
 class StopRequest:
-    """Ctrl-C during training asks the loop to stop after the current step, so that the state
-    it saves is a whole number of steps and --resume continues exactly where it stopped
-    (a second Ctrl-C stops at once, saving nothing more). Under torchrun each rank hears Ctrl-C
+    """Ctrl-C (or SIGTERM, SIGHUP: VideoReader.STOP_SIGNALS) during training asks the loop to
+    stop after the current step, so that the state it saves is a whole number of steps and
+    --resume continues exactly where it stopped (a second one stops at once, saving nothing
+    more). Under torchrun each rank hears Ctrl-C
     from the terminal and again from torchrun, which then sends SIGTERM: there every signal is
     a request, and the ranks agree on the step to stop after (`agree`)."""
 
     def __enter__(self):
         self.requested = False
-        self.signals = (signal.SIGINT, signal.SIGTERM) if distributed() else (signal.SIGINT,)
+        self.signals = stop_signals()
         self._previous = {s: signal.getsignal(s) for s in self.signals}
         if threading.current_thread() is threading.main_thread():
             for s in self.signals:
@@ -498,6 +499,7 @@ class StopRequest:
         return self
 
     def _handle(self, signum, frame):
+        note_stop(signum)
         if self.requested and not distributed():
             raise KeyboardInterrupt
         if not self.requested:

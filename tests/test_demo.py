@@ -1,6 +1,7 @@
 """The demo, headless, and every kind of bad input on the command line."""
 import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -61,6 +62,29 @@ def test_cli_demo_runs_and_summarises(clip, tmp_path):
     assert f"wrote {out}: 15 frames" in result.stdout
     with VideoReader(out) as video:
         assert video.frame_count == 15
+
+
+def test_a_display_variable_with_no_x_server_behind_it_means_no_window(clip, monkeypatch):
+    from VideoSkeleton import has_display, x_server_answers
+    with socket.socket(socket.AF_UNIX) as x_local, socket.socket() as x_tcp:
+        x_local.bind("\0/tmp/.X11-unix/X4242")  # an abstract socket, as Linux X servers also listen on
+        x_local.listen()
+        x_tcp.bind(("127.0.0.1", 0))
+        x_tcp.listen()
+        port = x_tcp.getsockname()[1]
+        assert x_server_answers(":4242") and x_server_answers("unix:4242.0")
+        assert port < 6000 or x_server_answers(f"127.0.0.1:{port - 6000}")
+    assert not x_server_answers(":4243") and not x_server_answers("nonsense")
+    monkeypatch.setenv("DISPLAY", ":4243")
+    assert not has_display()
+    # The demo with no --output and that DISPLAY: OpenCV's Qt would abort (exit 134); it writes the video.
+    out = ROOT / "output" / f"{clip.stem}_to_{clip.stem}_nearest.mp4"
+    try:
+        result = run("DanceDemo.py", "--source", clip, "--target", clip, "--gen-type", "nearest", "--every", "6")
+        assert result.returncode == 0 and f"wrote {out}" in result.stdout, result.stderr
+        assert "no X server answers" in result.stderr
+    finally:
+        out.unlink(missing_ok=True)
 
 
 # ---- bad input: one line naming the file and the problem, exit 2, nothing left behind ----

@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -15,9 +16,9 @@ import pytest
 import torch
 
 import training as T
-from conftest import ROOT, assert_one_line_error, run, write_clip
+from conftest import ROOT, assert_one_line_error, read_until, run, write_clip
 from GenVanillaNN import GenVanillaNN
-from Skeleton import DETECT_MARGIN, MIN_VISIBILITY, plausible
+from Skeleton import DETECT_MARGIN, MIN_VISIBILITY, PoseDetector, plausible
 from VideoReader import DanceError, VideoReader, VideoWriter, atomic_path, write_image
 from VideoSkeleton import VideoSkeleton, probe_detect_margin
 
@@ -111,6 +112,39 @@ def test_implausible_skeletons_are_not_believed():
     assert not plausible(far) and not plausible(low)
 
 
+class FakePose:
+    """Stands in for mp.solutions.pose.Pose: a person-like answer on even frames, on odd frames
+    what MediaPipe answers on a frame showing nobody (joints far outside, barely visible)."""
+
+    def __init__(self, **settings):
+        self.calls = 0
+
+    def process(self, rgb):
+        self.calls += 1
+        if self.calls == 1:  # the detector's warm-up frame
+            return SimpleNamespace(pose_landmarks=None)
+        odd = self.calls % 2 == 1
+        x, visibility = (3.5, 0.05) if odd else (0.5, 0.9)
+        points = [SimpleNamespace(x=x + 0.005 * i, y=0.3 + 0.01 * i, z=0.0, visibility=visibility) for i in range(33)]
+        return SimpleNamespace(pose_landmarks=SimpleNamespace(landmark=points))
+
+    def close(self):
+        pass
+
+
+def test_implausible_detections_are_dropped_by_the_detector_and_the_extraction(clip, monkeypatch):
+    import mediapipe as mp
+    monkeypatch.setattr(mp.solutions.pose, "Pose", FakePose)
+    with PoseDetector(tracking=True, margin=0) as detector:
+        frame = np.zeros((128, 128, 3), np.uint8)
+        found = [detector.detect(frame) for _ in range(6)]
+    assert [ske is not None for ske in found] == [True, False] * 3 and detector.rejected == 3
+    videoSke = VideoSkeleton(clip, progress=False, force=True)
+    with VideoReader(clip) as video:
+        frames = sum(1 for _ in video)
+    assert list(videoSke.frame_index) == list(range(0, frames, 2))  # the person-like frames, and only those
+
+
 # ---- outputs: checked before the work, never over an input, nothing half-written ----
 def test_the_demo_refuses_to_write_over_its_source(clip):
     result = run("DanceDemo.py", "--source", clip, "--target", clip, "--gen-type", "nearest", "--output", clip)
@@ -189,6 +223,8 @@ def test_environment_and_argument_mistakes(clip, tmp_path):
     not_a_folder = tmp_path / "cache-file"
     not_a_folder.write_text("x")
     assert_one_line_error(run("VideoSkeleton.py", clip, env={"DANCE_CACHE": str(not_a_folder)}), "is a file")
+    assert_one_line_error(run("DanceDemo.py", "--source", clip, "--target", clip, "--gen-type", "nearest",
+                              "--output", not_a_folder / "deeper" / "out.mp4"), f"{not_a_folder} is a file, not a folder")
     assert_one_line_error(run("GenNearest.py", clip, "--source", clip, "--count", 0), "--count must be at least 1")
     assert_one_line_error(run("GenVanillaNN.py", clip, "--device", "bogus", "--out", tmp_path / "m.pth"),
                           "not a device")
@@ -198,6 +234,11 @@ def test_environment_and_argument_mistakes(clip, tmp_path):
                               "no CUDA GPU")
     assert_one_line_error(run("DanceDemo.py", "--source", clip, "--gen-type", "nearest", "--target", clip,
                               "--model", "models/taichi1_pix2pix.pth"), "--model is for the learned")
+    too_big = run("VideoSkeleton.py", clip, "--size", 2048)  # the message names the setting that is wrong
+    assert_one_line_error(too_big, "--size 2048")
+    assert "--every" not in too_big.stderr
+    assert_one_line_error(run("evaluate.py", clip, "--size", 8, "--json", tmp_path / "e.json",
+                              "--grid", tmp_path / "g.png"), "--size 8", "64 to")
 
 
 def test_a_track_with_a_missing_frame_is_a_clear_error(tmp_path):
@@ -303,8 +344,10 @@ def test_an_interrupted_training_resumes_to_the_same_weights(clip, tmp_path, mon
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
 
 
-def test_ctrl_c_stops_a_training_cleanly_and_resume_continues(clip, tmp_path, monkeypatch):
-    """A real SIGINT to a real trainer: it finishes the step, saves, exits 130; --resume goes on."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_a_training_cleanly_and_resume_continues(clip, tmp_path, monkeypatch, stop):
+    """A real SIGINT (or SIGTERM: `kill`, `timeout`, a scheduler) to a real trainer: it finishes
+    the step, saves, exits 128 + the signal; --resume goes on."""
     monkeypatch.setenv("DANCE_CHECKPOINTS", str(tmp_path / "checkpoints"))
     out = tmp_path / "models" / "clip_vanilla_nn_ske.pth"
     ckpt = tmp_path / "checkpoints" / out.name
@@ -314,9 +357,9 @@ def test_ctrl_c_stops_a_training_cleanly_and_resume_continues(clip, tmp_path, mo
     deadline = time.monotonic() + 120
     while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     stderr = proc.communicate(timeout=120)[1]
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 128 + stop, stderr
     assert "Traceback" not in stderr and "state saved to" in stderr and "--resume" in stderr
     state = torch.load(ckpt, weights_only=True)
     assert 1 <= state["epoch"] < 400 and not out.exists()
@@ -324,6 +367,36 @@ def test_ctrl_c_stops_a_training_cleanly_and_resume_continues(clip, tmp_path, mo
     result = run("GenVanillaNN.py", clip, "--epochs", done, "--every", 1, "--batch-size", 2, "--out", out, "--resume")
     assert result.returncode == 0, result.stderr
     assert torch.load(out, weights_only=True)["epoch"] == done
+
+
+def test_a_hang_up_during_extraction_saves_the_progress_and_the_rerun_resumes(karate_path, tmp_path):
+    """SIGHUP (the terminal closed) is Ctrl-C too: the frames done are kept, the rerun goes on."""
+    video = tmp_path / "karate.mp4"
+    video.symlink_to(karate_path)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "VideoSkeleton.py"), str(video)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    said = read_until(proc, rb"(\| *\d\d+/\d+|: *\d\d+frame)")  # ten frames or more done
+    proc.send_signal(signal.SIGHUP)
+    stderr = said + proc.communicate(timeout=60)[1]
+    assert proc.returncode == 128 + signal.SIGHUP, stderr.decode(errors="replace")
+    assert b"stopped by SIGHUP" in stderr and b"run again to resume" in stderr and b"Traceback" not in stderr
+    rerun = run("VideoSkeleton.py", video)
+    assert rerun.returncode == 0 and "resuming" in rerun.stderr, rerun.stderr
+
+
+def test_file_names_that_are_not_utf8_work_as_inputs_and_outputs(clip, tmp_path):
+    """A Latin-1 'café.mp4' (Python holds its name with a surrogate; OpenCV crashed on it)."""
+    latin = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.mp4"))
+    os.link(clip, latin)
+    out = Path(os.fsdecode(bytes(tmp_path) + b"/d\xe9mo.mp4"))
+    result = run("DanceDemo.py", "--source", latin, "--target", latin, "--gen-type", "nearest", "--every", "6",
+                 "--output", out)
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout and out.exists()
+    with VideoReader(out) as video:
+        assert video.frame_count == 10
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".mp4") == sorted(
+        [clip.name, latin.name, out.name])  # no temporary left beside them
 
 
 def test_a_model_found_by_its_targets_name_must_render_that_target(tmp_path):

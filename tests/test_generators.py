@@ -240,6 +240,14 @@ def test_device_mistakes_are_clear_errors():
     if not torch.cuda.is_available():
         with pytest.raises(DanceError, match="no CUDA GPU"):
             pick_device("cuda")
+    else:
+        with pytest.raises(DanceError, match="CUDA GPU"):
+            pick_device(f"cuda:{torch.cuda.device_count()}")
+    with pytest.raises(DanceError, match="meta devices cannot run this project"):
+        pick_device("meta")
+    if not torch.backends.mps.is_available():
+        with pytest.raises(DanceError, match="MPS is not available"):
+            pick_device("mps")
 
 
 

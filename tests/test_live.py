@@ -163,7 +163,8 @@ def test_bad_live_sources_are_one_line_errors(clip, tmp_path, args, message):
     assert not list(tmp_path.glob("*never*"))
 
 
-def test_ctrl_c_ends_a_live_session_and_keeps_the_recording(karate_path, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_ends_a_live_session_and_keeps_the_recording(karate_path, tmp_path, stop):
     out = tmp_path / "live.mp4"
     proc = subprocess.Popen([sys.executable, str(ROOT / "DanceDemo.py"), "--source", karate_path, "--live",
                              "--target", karate_path, "--gen-type", "nearest", "--output", out],
@@ -172,7 +173,7 @@ def test_ctrl_c_ends_a_live_session_and_keeps_the_recording(karate_path, tmp_pat
                             # would otherwise pass its ignored SIGINT on (Python then never raises it).
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     said = read_until(proc, rb"live: *(\d\d+)frame")  # ten frames or more shown
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, (said + stderr).decode(errors="replace")
     assert b"keeping the recording" in said + stderr and b"wrote" in stdout

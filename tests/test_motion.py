@@ -140,3 +140,23 @@ def test_a_crop_does_not_see_the_normalisation_but_the_box_moves(stats):
     np.testing.assert_allclose(crop_a[:, :2], crop_b[:, :2], atol=1e-5)
     np.testing.assert_allclose(M.normalised_box(box, lm, source, target), box_b, atol=1e-3)
     assert box_b == pytest.approx(square_box(Skeleton(moved), TARGET_SIZE, 0.2))
+
+
+def test_a_source_crossing_a_wide_frame_stays_inside_the_targets_frame():
+    """A dancer travelling across a 1280-pixel stage, driven into a small square target frame:
+    the travel is compressed (still in order), and every skeleton lies inside the frame, as
+    does a jump off its top edge."""
+    wide, square = (1280, 360), (128, 128)
+    crossing = np.stack([person(300, 200, x, wide) for x in np.linspace(40, 1240, 25)])
+    source = M.pose_stats(crossing, wide)
+    target = M.pose_stats(walk(100, 110, 70, 75, 64, square), square)
+    placed = np.stack([M.normalise(lm, source, target) for lm in crossing])
+    assert np.all(placed[:, :, :2] >= 0) and np.all(placed[:, :, :2] <= 1)
+    hips = placed[:, M.LEFT_HIP, 0] * square[0]
+    # compressed to TRAVEL_ROOM between the travel's robust ends (2nd-98th percentile), a little more overall
+    assert np.all(np.diff(hips) > 0) and hips[-1] - hips[0] <= 1.05 * M.TRAVEL_ROOM * square[0]
+    jump = person(60, 200, 640, wide)  # ankles far above where they ever stood
+    jump[M.NOSE, 1] = -0.2             # the head out of the source frame's top
+    assert np.all(M.normalise(jump, source, target)[:, :2] >= 0)
+    box = M.normalised_box((500, -80, 300), jump, source, target)
+    assert box[1] > -80 * 0.5  # the crop's box moves with the skeleton

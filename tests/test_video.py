@@ -108,3 +108,35 @@ def test_interrupted_extraction_resumes_to_the_same_result(clip, monkeypatch, pr
     np.testing.assert_array_equal(resumed.frame_index[:5], full.frame_index[:5])
     # detection restarts its tracking at the resume point, so allow a frame or two of difference
     assert abs(len(resumed) - len(full)) <= 2
+
+
+def two_people(frames, alone=5, gone=(20, 28)):
+    """40 frames 1280 wide: the karateka on the left (missing in frames `gone`), from frame
+    `alone` on a second person (the same frames mirrored) on the right. (Frames 28-40 of
+    `karate_frames` show a turn no detector finds, so the first 28 are played, then 12 again.)"""
+    frames = list(frames[:28]) + list(frames[:12])
+    grey = np.full_like(frames[0], 128)
+    return [np.hstack([grey if gone[0] <= i < gone[1] else f, grey if i < alone else f[:, ::-1]])
+            for i, f in enumerate(frames)]
+
+
+def test_extraction_follows_the_first_person_and_says_another_is_in_view(tmp_path, karate_frames, caplog):
+    clip = write_clip(tmp_path / "two.mp4", two_people(karate_frames))
+    with caplog.at_level("WARNING", logger="dance"):
+        videoSke = VideoSkeleton(clip, progress=False)
+    x = np.nanmean(videoSke.frame_landmarks()[:, [11, 12, 23, 24], 0], axis=1)
+    assert len(x) >= 30 and np.all(x < 0.5)  # never the person on the right
+    assert not set(videoSke.frame_index.tolist()) & set(range(20, 28))  # while the first is gone: nobody
+    assert "more than one person in view" in caplog.text and "followed throughout" in caplog.text
+
+
+def test_after_a_long_absence_the_detector_follows_another_person_and_says_so(karate_frames, monkeypatch, caplog):
+    monkeypatch.setattr(Skeleton, "FOLLOW_CALLS", 3)
+    found = []
+    with caplog.at_level("WARNING", logger="dance"), Skeleton.PoseDetector(tracking=True, margin=0) as detector:
+        for frame in two_people(karate_frames):
+            ske = detector.detect(frame)
+            found.append(None if ske is None else float(np.nanmean(ske.landmarks[[11, 12, 23, 24], 0])))
+        assert detector.switches and 20 < detector.switches[0] <= 25
+    assert all(x is None or x < 0.5 for x in found[:20]) and any(x is not None and x > 0.5 for x in found[20:])
+    assert "another was followed from frame" in caplog.text
