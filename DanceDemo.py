@@ -47,8 +47,9 @@ from Motion import (SMOOTHERS, TRAVEL_ROOM, Calibration, normalised_box, smooth_
                     video_pose_stats)
 from Skeleton import PoseDetector, Skeleton, check_frame_size, crop_person, crop_square
 from VideoReader import (PROJECT_DIR, DanceError, VideoReader, VideoWriter, check_file, check_fps, check_output,
-                         cli_main, data_path, opencv_text)
-from VideoSkeleton import VideoSkeleton, choose_detect_margin, combine_images, has_display, probe_detect_margin
+                         cli_main, data_path, opencv_text, scan)
+from VideoSkeleton import (PROBE_FRAMES, VideoSkeleton, choose_detect_margin, combine_images, has_display,
+                           probe_detect_margin)
 
 DEFAULT_SOURCE = "karate1.mp4"
 DEFAULT_TARGET = "taichi1.mp4"
@@ -144,6 +145,7 @@ class SourceFrame(NamedTuple):
     caption: str
     image: np.ndarray                # BGR uint8, the whole frame
     captured: Optional[float] = None  # live: time.monotonic() when it was captured
+    time: Optional[float] = None     # a video: its display time in the video (seconds), where it is shown
 
 
 class VideoSource:
@@ -158,17 +160,24 @@ class VideoSource:
         self.name, self.stem, self.sound = str(self.path), self.path.stem, self.path
         with VideoReader(self.path) as probe:  # a bad source fails now, before any long work
             check_frame_size(probe.size, self.path)
-            self.fps, count, self.frame_size = check_fps(probe.fps, every, self.path), probe.frame_count, probe.size
-            self.detect_margin = probe_detect_margin(probe)  # a border where it helps (tight crops)
-        self.total = -(-count // every) if count else None
+            self.frame_size = probe.size
+            # One pass through it first: its frames counted and timed (a stream may not know), and
+            # a sample on which the detection border is chosen (a border where it helps: tight crops).
+            survey = scan(self.path, PROBE_FRAMES)
+            self.detect_margin = probe_detect_margin(probe, survey=survey)
+        # The output's rate: the source's usual rate (a phone's variable rate: its densest stretches,
+        # so no frame need be left out); each frame is placed at its own time (see VideoWriter).
+        self.fps = check_fps(survey.fps, every, self.path)
+        self.total = -(-survey.count // every)
         self._video = None
 
     def __iter__(self):
-        """Yield ((index, frame), landmarks (33, 4) or None) per processed frame."""
+        """Yield (SourceFrame, landmarks (33, 4) or None) per processed frame."""
         with VideoReader(self.path) as self._video, PoseDetector(tracking=True, margin=self.detect_margin) as det:
             for index, frame in self._video:
                 ske = det.detect(frame)
-                yield SourceFrame(f"source {index}", frame), None if ske is None else ske.landmarks
+                yield SourceFrame(f"source {index}", frame, time=self._video.time), \
+                    None if ske is None else ske.landmarks
                 self._video.skip(self.every - 1)
 
     def skip(self, seconds):
@@ -333,7 +342,8 @@ class DanceDemo:
 
     def frames(self):
         """Yield (side-by-side picture, SourceFrame) per processed source frame."""
-        time_of = (lambda frame: frame.captured) if self.live else None
+        # One-Euro follows the real spacing of the frames: a live one's capture, a video's own times.
+        time_of = (lambda frame: frame.captured) if self.live else (lambda frame: frame.time)
         for frame, lm in smooth_stream(self.source, self.smooth, self.fps, time_of=time_of):
             self.stats["frames"] += 1
             caption = f"{self.target_name} ({self.row.name})"
@@ -393,24 +403,16 @@ class DanceDemo:
         return self.stats
 
     def _write(self, pictures, output):
-        """Write the pictures to `output`. A live session is recorded as it was shown: each
-        picture held until the next one came, at the source's frame rate."""
+        """Write the pictures to `output`, each at its time: a video's frame where the source shows
+        it (a variable-rate source stays with its sound), a live session as it was shown (each
+        picture held until the next one came), at the source's frame rate."""
         inputs = tuple(p for p in (self.source.path,) if p is not None)
         with VideoWriter(output, self.fps, inputs=inputs, audio=self.source.sound) as writer:
             progress = tqdm(total=self.source.total, unit="frame", desc="live" if self.live else "demo",
                             dynamic_ncols=True)
-            start, held = None, None
             try:
-                for picture, _ in pictures:
-                    if self.live:
-                        now = time.monotonic()
-                        start = now if start is None else start
-                        if held is not None:  # the last picture stayed on screen until now
-                            while writer.frames < max(1, round((now - start) * self.fps)):
-                                writer.write(held)
-                        held = picture
-                    else:
-                        writer.write(picture)
+                for picture, frame in pictures:
+                    writer.write(picture, time.monotonic() if self.live else frame.time)
                     progress.update()
             except KeyboardInterrupt:
                 if not self.live:
@@ -418,8 +420,6 @@ class DanceDemo:
                 log.info("stopped: keeping the recording of what was shown")
             finally:
                 progress.close()
-            if held is not None:
-                writer.write(held)
             if self.stats["frames"] == self.stats["missing"]:
                 raise DanceError(f"{self.source.name}: no person found in any of its "
                                  f"{self.stats['frames']} frames processed; nothing written")

@@ -31,14 +31,16 @@ from tqdm import tqdm
 
 from Skeleton import CROP_MARGIN, DETECT_MARGIN, REDUCED_IDS, PoseDetector, Skeleton, check_frame_size, crop_person
 from VideoReader import (PROJECT_DIR, DanceError, VideoReader, atomic_path, check_file, check_output, cli_main,
-                         data_path, evenly_spaced, write_image)
+                         data_path, evenly_spaced, scan, write_image)
 
 DEFAULT_EVERY = 1       # process every k-th frame
 DEFAULT_SIZE = 128      # side of the square crops, in pixels
 MIN_SIZE, MAX_SIZE = 8, 1024  # crops larger than this would not fit in memory for a long video
 JPEG_QUALITY = 95
 HELD_OUT = 0.15         # the final 15% of the frames, by time, are never trained on (see split())
-CACHE_VERSION = 2       # bump when the extraction changes, so old caches are rebuilt
+CACHE_VERSION = 3       # bump when the extraction changes, so old caches are rebuilt (3: streams read
+                        # once from the start, never seeking; pixels stretched to their display shape;
+                        # implausible detections dropped; one person followed)
 X_TIMEOUT = 0.5         # seconds an X server has to accept a connection before there is no display
 PROBE_FRAMES = 16       # frames spread over a video on which the detection border is chosen
 
@@ -70,17 +72,12 @@ def choose_detect_margin(frames, margins=(0.0, DETECT_MARGIN)):
     return margins[int(np.argmax(counts))]
 
 
-def probe_detect_margin(video, count=PROBE_FRAMES):
-    """`choose_detect_margin` on `count` frames spread over an open VideoReader, which is
-    left at its first frame."""
-    frames = []
-    for index in evenly_spaced(video.frame_count or 1, count):
-        video.seek(index)
-        frame = video.read()
-        if frame is not None:
-            frames.append(frame)
-    video.seek(0)
-    return choose_detect_margin(frames)
+def probe_detect_margin(video, count=PROBE_FRAMES, survey=None):
+    """`choose_detect_margin` on `count` frames spread over an open VideoReader, read by a
+    pass of their own from the start (`scan`: no seeking, which a stream without an index
+    cannot do right), so the reader is left where it was; `survey`: that pass, when made already."""
+    survey = scan(video.filename, count) if survey is None else survey
+    return choose_detect_margin([frame for _, frame in survey.samples])
 
 
 def file_digest(path, chunk=1 << 20):
@@ -201,12 +198,16 @@ class VideoSkeleton:
         state = self._resume_state(digest)
         skeletons, boxes, index, jpegs = state["lists"]
         start = state["next_frame"]
-        self.detect_margin = state["detect_margin"] if start else probe_detect_margin(video)
+        total = video.frame_count  # for the progress bar: the container's estimate, or what a first pass counted
         if start:
+            self.detect_margin = state["detect_margin"]
             log.info("resuming %s from frame %d (%d skeletons so far)", self.filename, start, len(index))
-            video.skip(start)
+            video.skip(start)  # forwards, frame by frame: exact on any stream
+        else:
+            survey = scan(self.filename, PROBE_FRAMES)
+            self.detect_margin, total = probe_detect_margin(video, survey=survey), survey.count
         t0, frames_read, next_frame = time.perf_counter(), state["frames_read"], start
-        bar = tqdm(total=video.frame_count or None, initial=start, unit="frame", disable=not progress,
+        bar = tqdm(total=total or None, initial=start, unit="frame", disable=not progress,
                    desc=f"skeletons {self.filename.name}", dynamic_ncols=True)
         detector = PoseDetector(tracking=True, margin=self.detect_margin)
         try:

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from VideoReader import DanceError, VideoReader, VideoWriter, check_file, check_output, cli_main, data_path
+from VideoReader import DanceError, VideoReader, VideoWriter, check_file, check_output, cli_main, data_path, scan
 from VideoSkeleton import cache_dir, file_digest
 
 VARIANTS = ("turned+20", "turned-20", "turned+35", "turned-35", "mirrored", "half-size")
@@ -57,7 +57,7 @@ def clip_path(source, variant):
 
 def make_clip(source, variant, out=None, progress=False):
     """The variant of video `source` (see `transform`), written to `out` (default: its cached
-    place, `clip_path`, reused when there), at the source's frame rate, with its sound."""
+    place, `clip_path`, reused when there), at the source's frame rate, each frame at its time, with its sound."""
     if variant not in VARIANTS:
         transform(np.zeros((8, 8, 3), np.uint8), variant)  # the one-line error for an unknown name
     source = Path(source)
@@ -65,10 +65,11 @@ def make_clip(source, variant, out=None, progress=False):
     path = Path(out) if out else clip_path(source, variant)
     if out is None and path.exists():
         return path
-    with VideoReader(source) as video, VideoWriter(path, video.fps, inputs=[source], audio=source) as writer:
-        for _, frame in tqdm(video, total=video.frame_count or None, disable=not progress, unit="frame",
+    survey = scan(source)  # counted and timed: a stream may not know its length, a phone's rate varies
+    with VideoReader(source) as video, VideoWriter(path, survey.fps, inputs=[source], audio=source) as writer:
+        for _, frame in tqdm(video, total=survey.count, disable=not progress, unit="frame",
                              desc=f"{source.name} {variant}"):
-            writer.write(transform(frame, variant))
+            writer.write(transform(frame, variant), video.time)  # at its own time: in step with the sound
     return path
 
 

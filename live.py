@@ -108,8 +108,9 @@ class LiveCapture:
                 ...
         camera.dropped, camera.captured         # how many were dropped, of how many
 
-    `LiveCapture("clip.mp4")` plays a file in real time: frame k is released k / fps seconds
-    after the first, as a camera would deliver it. The source is opened, and its first frame
+    `LiveCapture("clip.mp4")` plays a file in real time: each frame is released at its own time
+    in the file (k / fps seconds after the first at a constant rate; a phone's variable rate as
+    it was recorded), as a camera would deliver it. The source is opened, and its first frame
     read, in the constructor: a bad camera or address fails there, in one line.
     """
 
@@ -125,6 +126,7 @@ class LiveCapture:
             self._video = VideoReader(spec)
             self.fps, self.size = self._video.fps, self._video.size
             first = self._video.read()
+            self._start_time = self._video.time  # the file's frames are released at their own times
         else:
             first = self._open()
         self.first = first
@@ -170,7 +172,8 @@ class LiveCapture:
         image, seq = self.first, 0
         try:
             while image is not None and not self._stop.is_set():
-                if self.paced and self._stop.wait(max(0.0, start + seq / self.fps - time.monotonic())):
+                if self.paced and self._stop.wait(max(0.0, start + self._video.time - self._start_time
+                                                      - time.monotonic())):
                     break
                 self._box.put(LiveFrame(seq, image, time.monotonic()))
                 seq += 1
