@@ -372,7 +372,7 @@ def test_ctrl_c_stops_a_training_cleanly_and_resume_continues(clip, tmp_path, mo
 def test_a_hang_up_during_extraction_saves_the_progress_and_the_rerun_resumes(karate_path, tmp_path):
     """SIGHUP (the terminal closed) is Ctrl-C too: the frames done are kept, the rerun goes on."""
     video = tmp_path / "karate.mp4"
-    video.symlink_to(karate_path)
+    video.symlink_to(karate_path.resolve())
     proc = subprocess.Popen([sys.executable, str(ROOT / "VideoSkeleton.py"), str(video)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     said = read_until(proc, rb"(\| *\d\d+/\d+|: *\d\d+frame)")  # ten frames or more done
