@@ -42,6 +42,8 @@ CACHE_VERSION = 3       # bump when the extraction changes, so old caches are re
                         # once from the start, never seeking; pixels stretched to their display shape;
                         # implausible detections dropped; one person followed)
 X_TIMEOUT = 0.5         # seconds an X server has to accept a connection before there is no display
+RESUME_WARM_UP = 50      # processed frames before a resume point run through the tracker again (results
+                         # discarded) so that it resumes in the state an uninterrupted run had (README)
 PROBE_FRAMES = 16       # frames spread over a video on which the detection border is chosen
 
 log = logging.getLogger("dance")
@@ -202,14 +204,21 @@ class VideoSkeleton:
         if start:
             self.detect_margin = state["detect_margin"]
             log.info("resuming %s from frame %d (%d skeletons so far)", self.filename, start, len(index))
-            video.skip(start)  # forwards, frame by frame: exact on any stream
         else:
             survey = scan(self.filename, PROBE_FRAMES)
             self.detect_margin, total = probe_detect_margin(video, survey=survey), survey.count
         t0, frames_read, next_frame = time.perf_counter(), state["frames_read"], start
+        detector = PoseDetector(tracking=True, margin=self.detect_margin)
+        if start:  # the tracker's state (where the person was, its smoothing) rebuilt on the frames before
+            warm = min(RESUME_WARM_UP, start // self.every)
+            video.skip(start - warm * self.every)  # forwards, frame by frame: exact on any stream
+            for _ in range(warm):
+                frame = video.read()
+                if frame is not None:
+                    detector.detect(frame)
+                video.skip(self.every - 1)
         bar = tqdm(total=total or None, initial=start, unit="frame", disable=not progress,
                    desc=f"skeletons {self.filename.name}", dynamic_ncols=True)
-        detector = PoseDetector(tracking=True, margin=self.detect_margin)
         try:
             for i, frame in video:
                 ske = detector.detect(frame)
