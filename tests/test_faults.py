@@ -344,7 +344,7 @@ def test_an_interrupted_training_resumes_to_the_same_weights(clip, tmp_path, mon
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
 def test_ctrl_c_stops_a_training_cleanly_and_resume_continues(clip, tmp_path, monkeypatch, stop):
     """A real SIGINT (or SIGTERM: `kill`, `timeout`, a scheduler) to a real trainer: it finishes
     the step, saves, exits 128 + the signal; --resume goes on."""

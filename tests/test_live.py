@@ -163,7 +163,7 @@ def test_bad_live_sources_are_one_line_errors(clip, tmp_path, args, message):
     assert not list(tmp_path.glob("*never*"))
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
 def test_ctrl_c_ends_a_live_session_and_keeps_the_recording(karate_path, tmp_path, stop):
     out = tmp_path / "live.mp4"
     proc = subprocess.Popen([sys.executable, str(ROOT / "DanceDemo.py"), "--source", karate_path, "--live",
