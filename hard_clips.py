@@ -65,7 +65,8 @@ def make_clip(source, variant, out=None, progress=False):
     path = Path(out) if out else clip_path(source, variant)
     if out is None and path.exists():
         return path
-    with VideoReader(source) as video, VideoWriter(path, video.fps, inputs=[source], audio=source) as writer:
+    with VideoReader(source) as video, VideoWriter(path, video.fps, inputs=[source], audio=source,
+                                                   cache=out is None) as writer:
         for _, frame in tqdm(video, total=video.frame_count or None, disable=not progress, unit="frame",
                              desc=f"{source.name} {variant}"):
             writer.write(transform(frame, variant))
