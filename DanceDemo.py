@@ -60,6 +60,10 @@ DEFAULT_SMOOTHER = "median"   # see Motion.py and the README's measurements
 LIVE_SMOOTHER = "one_euro"    # causal: a live picture that waits for frames to come is late
 CALIBRATION_SECONDS = 2.0     # live --normalise on: where the source stands, from its first seconds
 NORMALISE_CHOICES = ("auto", "on", "off")
+# What a skeleton track may say, read back (it sets how many frames the demo writes, and how fast):
+TRACK_MAX_FRAMES = 1_000_000  # processed frames: over 9 hours at 30 fps, longer than any video here
+TRACK_MAX_EVERY = 10_000      # a track of every 10,000th frame holds a pose every 5 minutes: none to follow
+TRACK_FPS = (1.0, 1000.0)     # frames per second, as VideoReader accepts a video's
 
 log = logging.getLogger("dance")
 
@@ -121,22 +125,35 @@ def place_crop(crop, box, frame_size, panel):
 def load_track(path):
     """A skeleton track written by `VideoSkeleton.py --save-track`: a dict of arrays."""
     check_file(path, "skeleton track")
+    again = "write the track again with VideoSkeleton.py VIDEO --save-track FILE.npz"
     try:
         with np.load(path, allow_pickle=False) as z:
             track = {k: z[k] for k in ("skeletons", "frame_index", "every", "frames_read", "fps")}
         skeletons, index = track["skeletons"], track["frame_index"]
         if skeletons.ndim != 3 or skeletons.shape[1:] != (33, 4) or index.shape != (len(skeletons),):
             raise ValueError("arrays of the wrong shape")
+        kinds = {"skeletons": "f", "frame_index": "iu", "every": "iu", "frames_read": "iu", "fps": "iuf"}
+        wrong = [k for k, kind in kinds.items() if track[k].dtype.kind not in kind
+                 or (k in ("every", "frames_read", "fps") and track[k].shape != ())]
+        if wrong:
+            raise DanceError(f"{path}: its {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not "
+                             f"{'a number' if len(wrong) == 1 else 'numbers'} of the right kind; {again}")
+    except DanceError:
+        raise
     except Exception as e:
         raise DanceError(f"{path}: not a skeleton track ({type(e).__name__}); "
                          f"write one with VideoSkeleton.py VIDEO --save-track FILE.npz") from None
+    every, frames_read, fps = int(track["every"]), int(track["frames_read"]), float(track["fps"])
+    for name, value, low, high in (("every", every, 1, TRACK_MAX_EVERY),
+                                   ("frames_read", frames_read, len(skeletons), TRACK_MAX_FRAMES),
+                                   ("fps", fps, *TRACK_FPS)):
+        if not low <= value <= high:  # NaN fails too
+            raise DanceError(f"{path}: its {name} {value} is not between {low:g} and {high:g}; {again}")
     bad = np.flatnonzero(~np.isfinite(skeletons[:, :, :2]).all(axis=(1, 2)))
-    every, frames_read, fps = (float(track[k]) for k in ("every", "frames_read", "fps"))
-    if len(bad) or not (every >= 1 and frames_read >= len(skeletons) and np.isfinite(fps) and fps > 0) \
-            or np.any(np.diff(index) <= 0) or (len(index) and not 0 <= index[0] <= index[-1] < frames_read * every):
+    if len(bad) or np.any(np.diff(index) <= 0) or (len(index) and not 0 <= index[0] <= index[-1] < frames_read * every):
         where = f"frame {int(index[bad[0]])} holds no finite skeleton" if len(bad) else \
-            "its frame numbers or rate are damaged"
-        raise DanceError(f"{path}: {where}; write the track again with VideoSkeleton.py VIDEO --save-track FILE.npz")
+            "its frame numbers are damaged"
+        raise DanceError(f"{path}: {where}; {again}")
     return track
 
 

@@ -64,6 +64,7 @@ class GenGAN(LearnedGenerator):
     kind = "GenGAN"
     name = "gan"
     defaults = {"critic": "pose", "l1_weight": L1_WEIGHT}
+    ranges = {"l1_weight": (0, 1e4)}  # negative: a reward for straying from the real frame
     resumable = ("optG", "netD", "optD")
     trained = ("netG", "netD")
 

@@ -39,7 +39,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from adversarial import RECIPE_DEFAULTS, recipe_options
+from adversarial import RECIPE_DEFAULTS, RECIPE_RANGES, recipe_options
 from augment import turn_and_mirror
 from masks import person_masks
 from nets import UNet, images_to_tensor
@@ -60,6 +60,16 @@ DEFAULTS = {
     "augment": 0.5,           # share of the training frames turned and/or mirrored
     "max_rotation": 35.0,     # degrees, either way
     "hysteresis": 0.1,        # a reference is kept until another matches better by this much
+}
+RANGES = {
+    **RECIPE_RANGES,
+    "bank_size": (1, 65536),
+    "train_gap": (0, 10**6),
+    "painting_weight": (0, 1e4),    # negative: a reward for painting over the moved parts
+    "residual": (0, 1),             # the image is in [-1, 1]: more would let the network ignore the selection
+    "augment": (0, 1),              # a share of the frames
+    "max_rotation": (0, 90),        # degrees, either way: beyond, a person stands on their head
+    "hysteresis": (0, 100),         # a cost difference: beyond, the first references are never replaced
 }
 CANDIDATES = 2        # the per-part composite and the nearest whole pose's
 NET_CHANNELS = 3 + CANDIDATES * 4 + 3   # pose map, per candidate (image, coverage), the plate
@@ -169,16 +179,11 @@ class GenLayered(BankGenerator):
     kind = "GenLayered"
     name = "layered"
     defaults = DEFAULTS
+    ranges = RANGES
     bank_class = LayeredBank
     keeps_state = True  # its references, kept from frame to frame (hysteresis)
 
     def build(self):
-        c = self.config
-        if c["bank_size"] < 1 or c["train_gap"] < 0 or not 0 <= c["augment"] <= 1 or \
-                not 0 <= c["max_rotation"] <= 90 or not 0 <= c["residual"] <= 1 or c["hysteresis"] < 0 \
-                or c["painting_weight"] < 0:
-            raise DanceError("settings: bank_size must be at least 1, train_gap, hysteresis and painting_weight "
-                             "at least 0, augment and residual between 0 and 1, max_rotation between 0 and 90")
         self.previous = None                       # the references of the last frame (hysteresis)
         super().build()
 

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from adversarial import RECIPE_DEFAULTS, recipe_options
+from adversarial import RECIPE_DEFAULTS, RECIPE_RANGES, recipe_options
 from nets import UNet
 from parts import warp_parts
 from references import BankGenerator, draw_near_to_far, near_in_time, whole_pose_costs
@@ -54,6 +54,14 @@ DEFAULTS = {
     "reference_gap": 150,     # frames between the two references (5 s at 30 fps): another moment
     "train_gap": 30,          # in training, no reference within this many frames of the asked one
     "painting_weight": 50.0,  # weight of the selection prior (painting_loss)
+}
+RANGES = {
+    **RECIPE_RANGES,
+    "references": (1, 8),           # each adds SOURCE_CHANNELS to the network's input
+    "bank_size": (1, 65536),
+    "reference_gap": (0, 10**6),
+    "train_gap": (0, 10**6),
+    "painting_weight": (0, 1e4),    # negative: a reward for painting over the moved parts
 }
 SOURCE_CHANNELS = 7   # per reference: composite (3), its coverage (1), the reference as it is (3)
 
@@ -90,13 +98,7 @@ class GenWarp(BankGenerator):
     kind = "GenWarp"
     name = "warp"
     defaults = DEFAULTS
-
-    def build(self):
-        c = self.config
-        if c["references"] < 1 or c["bank_size"] < 1 or c["reference_gap"] < 0 or c["train_gap"] < 0:
-            raise DanceError("settings references and bank_size must be at least 1, reference_gap and "
-                             "train_gap at least 0")
-        super().build()
+    ranges = RANGES
 
     def build_generator(self):
         return WarpFusion(self.config["references"], self.config["g_base"], self.unet_levels)

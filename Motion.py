@@ -52,6 +52,9 @@ TRAVEL_PERCENTILES = (2, 98)    # robust leftmost and rightmost hip positions: h
 TRAVEL_ROOM = 0.5          # the share of the target frame's width the source's travel may span after
                            # scaling; wider travel is compressed to it (a dancer crossing a wide stage)
 BAND = 0.1                 # frames whose ankle is within this fraction of the near-far range count as near (far)
+STATS_KEYS = ("frame_size", "far", "near", "far_height", "near_height", "centre_x")  # what pose_stats gives
+MAX_FRAME_SIDE = 16384     # pixels: a recorded frame larger than this is damage, not a video
+FRAME_SLACK = 1.0          # recorded positions may lie this many frame sides beyond the frame (feet cut off), no more
 
 NOSE, LEFT_ANKLE, RIGHT_ANKLE, LEFT_HIP, RIGHT_HIP = 0, 27, 28, 23, 24
 
@@ -240,6 +243,30 @@ def pose_stats(landmarks, frame_size):
     return {"frame_size": [float(v) for v in frame_size], "far": float(far), "near": float(near),
             "far_height": float(far_h), "near_height": float(near_h), "centre_x": float(np.median(centre)),
             "left": float(left), "right": float(right)}
+
+
+def check_pose_stats(stats):
+    """Raise a ValueError unless `stats` is what `pose_stats` makes: a frame size of two
+    whole-pixel-sized sides, positions near the frame, heights above 0 (read back from a
+    model file, an empty dict or a NaN height would crash the demo or place the generated
+    person nowhere, a flat panel in every frame)."""
+    if not isinstance(stats, dict) or set(stats) != set(STATS_KEYS):
+        raise ValueError(f"target stats {stats!r} do not have exactly {', '.join(STATS_KEYS)}")
+    size = stats["frame_size"]
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)  # noqa: E731
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(number(v) and 1 <= v <= MAX_FRAME_SIDE
+                                                                        for v in size)):
+        raise ValueError(f"target frame size {size!r} is not two sides of 1 to {MAX_FRAME_SIDE} pixels")
+    w, h = size
+    for key, side in (("far", h), ("near", h), ("centre_x", w)):
+        if not (number(stats[key]) and -FRAME_SLACK * side <= stats[key] <= (1 + FRAME_SLACK) * side):
+            raise ValueError(f"target {key} {stats[key]!r} is not a position near its {w:g}x{h:g} frame")
+    for key in ("far_height", "near_height"):
+        if not (number(stats[key]) and 0 < stats[key] <= (1 + 2 * FRAME_SLACK) * h):
+            raise ValueError(f"target {key} {stats[key]!r} is not a height above 0 in its {w:g}x{h:g} frame")
+    if stats["far"] > stats["near"]:
+        raise ValueError(f"target far {stats['far']!r} lies below its near {stats['near']!r}")
+    return stats
 
 
 def video_pose_stats(videoSke):

@@ -12,11 +12,13 @@ and what to do; the command-line entry points print that one line and exit non-z
 Writing: every file the project writes goes through `atomic_path` (a temporary name
 beside it, renamed when complete), so a crash, Ctrl-C or full disk never leaves half a
 file, and a write that fails is a one-line error. `check_output` validates an output path
-before the work that fills it starts: its ending, that it is no input, that its folder
-can be written.
+before the work that fills it starts: its ending, that it is no input and no cache, that
+its folder can be written. `OutputClaim` holds an output for one process while it works,
+so that two commands never write the same file at once.
 """
 import contextlib
 import errno
+import logging
 import math
 import os
 import re
@@ -34,7 +36,13 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 import cv2  # noqa: E402  (the variable above must be set first)
 import numpy as np  # noqa: E402
 
+try:
+    import fcntl  # POSIX: a lock held by a process ends with it, however it ends
+except ImportError:  # Windows
+    fcntl = None
+
 PROJECT_DIR = Path(__file__).resolve().parent
+log = logging.getLogger("dance")
 
 
 class DanceError(Exception):
@@ -49,6 +57,12 @@ SAME_RATE = 0.01       # a measured frame rate within 1% of the container's is t
 SAR_TOLERANCE = 0.01   # pixels less than 1% from square are left as stored: a resize for no visible change
                        # (scaling to an odd size, 641x361, leaves a SAR of 1.0012 behind)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")  # the images the project writes
+
+
+def cache_location():
+    """Where the project's caches live: $DANCE_CACHE when set, else cache/ in the project
+    (VideoSkeleton.cache_dir checks that it is a folder)."""
+    return Path(os.environ.get("DANCE_CACHE") or PROJECT_DIR / "cache")
 
 
 def data_dir():
@@ -171,7 +185,8 @@ def atomic_path(path):
     except OSError as e:
         raise write_error(path, e) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a folder that never was (ENOTDIR) has no temporary to remove
+            tmp.unlink(missing_ok=True)
 
 
 def _same_file(a, b):
@@ -181,19 +196,33 @@ def _same_file(a, b):
         return False
 
 
-def check_output(path, suffixes, what="output", inputs=()):
+def _inside(path, folder):
+    try:
+        return Path(path).resolve().is_relative_to(Path(folder).resolve())
+    except OSError:
+        return False
+
+
+def check_output(path, suffixes, what="output", inputs=(), cache=False):
     """Validate an output path before the work that fills it: its ending is one of
-    `suffixes`, it is none of `inputs` (never write over what is being read), it is not a
-    folder, and its folder exists or can be made and is writable (tried, not guessed).
-    Returns it as a Path; a DanceError naming it otherwise."""
+    `suffixes`, it is none of `inputs` (never write over what is being read), it is not in
+    the cache folder unless it is a `cache` (the caches are read back by every command: a
+    track written over one makes it "damaged"), it is not a folder or a device, and its
+    folder exists or can be made and is writable (tried, not guessed). Returns it as a Path;
+    a DanceError naming it otherwise."""
     path = Path(path)
     if path.suffix.lower() not in suffixes:
         raise DanceError(f"{path}: the {what} must end in {' or '.join(suffixes)}")
     for source in inputs:
         if source is not None and _same_file(path, source):
             raise DanceError(f"{path}: is also an input of this command; write the {what} to another file")
+    if not cache and _inside(path, cache_location()):
+        raise DanceError(f"{path}: is in the cache folder {cache_location()}, whose files the project reads "
+                         f"back; write the {what} elsewhere")
     if path.is_dir():
         raise DanceError(f"{path}: is a folder; name a file for the {what}")
+    if path.exists() and not path.is_file():  # /dev/full, a pipe: a rename would replace the device itself
+        raise DanceError(f"{path}: is not a regular file (a device or a pipe); name a file for the {what}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".write-test-"):
@@ -201,6 +230,70 @@ def check_output(path, suffixes, what="output", inputs=()):
     except OSError as e:
         raise write_error(path, e) from None
     return path
+
+
+class OutputClaim:
+    """An output held by this process from before its work starts until it is written, so
+    that a second command writing the same file stops at once with one line instead of
+    silently replacing the first one's result when it ends (two trainers with one --out).
+
+        with OutputClaim(out, "model"):
+            ...check what is there, work, write out...
+
+    The claim is a lock on a hidden file beside the output (.<name>.claim): the operating
+    system ends the lock with its process, however it ends (Ctrl-C, SIGKILL, a power cut),
+    so a claim is never left behind. Without fcntl (Windows) the file's exclusive creation
+    is the claim, removed when released."""
+
+    def __init__(self, path, what="output"):
+        self.path, self.what = Path(path), what
+        self.file = self.path.with_name(f".{self.path.name}.claim")
+        self._fd = None
+
+    def acquire(self):
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            while self._fd is None:
+                if fcntl is None:
+                    self._fd = os.open(self.file, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                    break
+                fd = os.open(self.file, os.O_CREAT | os.O_RDWR)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    raise FileExistsError from None
+                # The holder before us may have removed the file between our open and our lock:
+                # then we locked a name nobody else sees, and must try again.
+                try:
+                    same = os.path.samestat(os.fstat(fd), os.stat(self.file))
+                except FileNotFoundError:
+                    same = False
+                if same:
+                    self._fd = fd
+                else:
+                    os.close(fd)
+        except FileExistsError:
+            raise DanceError(f"{self.path}: another command is writing this {self.what} now (it holds "
+                             f"{self.file.name}); wait for it to finish, or write to another file") from None
+        except OSError as e:
+            raise write_error(self.path, e) from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, f"{os.getpid()}\n".encode())  # for people: which process holds it
+        return self
+
+    def release(self):
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.file.unlink()  # while still locked: the next claimant sees a fresh file
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
 
 
 def check_fps(fps, every, name):
@@ -601,11 +694,12 @@ class VideoWriter:
     the video's length, so a video of every k-th source frame at fps / k keeps the sound in step.
     """
 
-    def __init__(self, filename, fps, inputs=(), audio=None):
-        self.filename = check_output(filename, (".mp4",), "video", inputs)
+    def __init__(self, filename, fps, inputs=(), audio=None, cache=False):
+        self.filename = check_output(filename, (".mp4",), "video", inputs, cache=cache)
         if not (math.isfinite(fps) and fps >= MIN_OUTPUT_FPS):
             raise DanceError(f"{self.filename}: cannot write a video at {fps:.3g} frames per second "
                              f"(at least {MIN_OUTPUT_FPS:g})")
+        self._claim = OutputClaim(self.filename, "video").acquire()  # released by close() or discard()
         picture = self.filename.with_name(f"{self.filename.stem}-picture.mp4")  # before the sound is added
         for path in (self.filename, picture):
             remove_stale_temporaries(path)
@@ -691,14 +785,22 @@ class VideoWriter:
             held, self._held = self._held, None
             self._emit(held)
         if self._ffmpeg is None:
+            self._claim.release()
             return
         proc, self._ffmpeg = self._ffmpeg, None
         try:
             with contextlib.suppress(OSError):
                 proc.stdin.close()
             returncode = proc.wait()
-            if returncode == 0 and self.audio:
-                returncode = self._add_sound()
+            if returncode == 0 and self.audio and self._add_sound() != 0:
+                said = self._ffmpeg_says()
+                if "No space left" in said:
+                    raise OSError(errno.ENOSPC, said)
+                # The picture is whole: a sound track that cannot be read (damaged, an odd codec)
+                # costs the sound, not the video.
+                log.warning("%s: the sound of %s could not be copied (%s); the video is written without sound",
+                            self.filename, self.audio, said)
+                os.replace(self._silent, self._tmp)
             if returncode != 0:
                 said = self._ffmpeg_says()
                 if "No space left" in said:
@@ -718,6 +820,7 @@ class VideoWriter:
             self._tmp.unlink(missing_ok=True)
             self._silent.unlink(missing_ok=True)
             self._log.close()
+            self._claim.release()
 
     def discard(self):
         self._held = None
@@ -728,6 +831,7 @@ class VideoWriter:
             self._log.close()
         self._tmp.unlink(missing_ok=True)
         self._silent.unlink(missing_ok=True)
+        self._claim.release()
 
     def __enter__(self):
         return self

@@ -16,7 +16,9 @@ as a partial cache and resumed by the next run.
     python VideoSkeleton.py data/taichi1.mp4 --every 1 --size 128 [--force] [--show]
 """
 import argparse
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -30,8 +32,9 @@ import numpy as np
 from tqdm import tqdm
 
 from Skeleton import CROP_MARGIN, DETECT_MARGIN, REDUCED_IDS, PoseDetector, Skeleton, check_frame_size, crop_person
-from VideoReader import (PROJECT_DIR, DanceError, VideoReader, atomic_path, check_file, check_output, cli_main,
-                         data_path, evenly_spaced, scan, write_image)
+from VideoReader import (IMAGE_SUFFIXES, PROJECT_DIR, DanceError, OutputClaim, VideoReader, atomic_path,
+                         cache_location, check_file, check_output, cli_main, data_path, evenly_spaced, scan,
+                         write_image)
 
 DEFAULT_EVERY = 1       # process every k-th frame
 DEFAULT_SIZE = 128      # side of the square crops, in pixels
@@ -45,13 +48,14 @@ X_TIMEOUT = 0.5         # seconds an X server has to accept a connection before 
 RESUME_WARM_UP = 50      # processed frames before a resume point run through the tracker again (results
                          # discarded) so that it resumes in the state an uninterrupted run had (README)
 PROBE_FRAMES = 16       # frames spread over a video on which the detection border is chosen
+MAX_FPS = 1000          # a cache's recorded frame rate beyond this (or below 1) is damage, not a video
 
 log = logging.getLogger("dance")
 
 
 def cache_dir():
     """Where caches go: $DANCE_CACHE when set, else cache/ in the project (git-ignored)."""
-    path = Path(os.environ.get("DANCE_CACHE") or PROJECT_DIR / "cache")
+    path = cache_location()
     if path.exists() and not path.is_dir():
         raise DanceError(f"{path}: the cache folder{' (DANCE_CACHE)' if os.environ.get('DANCE_CACHE') else ''} "
                          f"is a file; point DANCE_CACHE at a folder")
@@ -92,11 +96,34 @@ def file_digest(path, chunk=1 << 20):
 
 
 def save_npz_atomic(path, **arrays):
-    """Write an .npz atomically (see `atomic_path`): a crash or Ctrl-C never leaves half a cache."""
+    """Write an .npz atomically (see `atomic_path`): a crash or Ctrl-C never leaves half a cache.
+    The archive is built in memory first: written straight to a file, a full disk leaves
+    numpy's ZipFile open, and its clean-up prints a second traceback after the error line."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+        f.write(buffer.getbuffer())
         f.flush()
         os.fsync(f.fileno())
+
+
+def check_cache(meta, skeletons, boxes, index):
+    """Raise a ValueError unless a cache's numbers are of the right kind and in range: read
+    back, they drive a training or a demo (a frame count of 10**12, a frame of 0x0 pixels)."""
+    def whole(v, low):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= low
+    n = len(index)
+    if not (isinstance(meta, dict) and isinstance(meta.get("digest"), str) and isinstance(meta.get("settings"), dict)):
+        raise ValueError("no digest or settings")
+    size = meta.get("video_size")
+    fps = meta.get("video_fps")
+    if not (whole(meta.get("frames_read"), n) and isinstance(fps, (int, float)) and np.isfinite(fps)
+            and 1 <= fps <= MAX_FPS and isinstance(size, list) and len(size) == 2 and all(whole(v, 1) for v in size)):
+        raise ValueError(f"frames read {meta.get('frames_read')!r}, frame rate {fps!r} or frame size {size!r}")
+    if not (np.issubdtype(index.dtype, np.integer) and (n == 0 or index[0] >= 0) and np.all(np.diff(index) > 0)):
+        raise ValueError("frame numbers not increasing")
+    if not (np.isfinite(boxes).all() and np.all(boxes[:, 2] > 0) and np.isfinite(skeletons[:, :, :2]).all()):
+        raise ValueError("crop boxes or skeletons not finite")
 
 
 def split_indices(count, held_out=HELD_OUT):
@@ -194,7 +221,8 @@ class VideoSkeleton:
 
     # ---- extraction ------------------------------------------------------------------
     def _extract(self, digest, progress):
-        check_output(self.cache_file, (".npz",), "skeleton cache")  # a folder we cannot write fails now, not in minutes
+        # a folder we cannot write fails now, not in minutes
+        check_output(self.cache_file, (".npz",), "skeleton cache", cache=True)
         video = VideoReader(self.filename)
         check_frame_size(video.size, self.filename)
         state = self._resume_state(digest)
@@ -266,6 +294,8 @@ class VideoSkeleton:
                 meta = json.loads(str(z["meta"]))
                 if meta["digest"] != digest or meta["settings"] != self.settings:
                     return empty
+                if not all(isinstance(meta[k], int) and meta[k] >= 0 for k in ("next_frame", "frames_read")):
+                    raise ValueError(f"next frame {meta['next_frame']!r}, frames read {meta['frames_read']!r}")
                 offsets = z["jpeg_offsets"]
                 data = z["jpeg"]
                 jpegs = [data[offsets[k]:offsets[k + 1]] for k in range(len(offsets) - 1)]
@@ -302,6 +332,7 @@ class VideoSkeleton:
             if skeletons.shape != (n, 33, 4) or boxes.shape != (n, 3) or offsets.shape != (n + 1,) \
                     or offsets[-1] != len(jpeg) or "digest" not in meta or "settings" not in meta:
                 raise ValueError("inconsistent arrays")
+            check_cache(meta, skeletons, boxes, index)
         except Exception as e:
             raise DanceError(f"{path}: the skeleton cache is damaged ({type(e).__name__}: {e}); "
                              f"delete it or rerun with --force to rebuild it") from None
@@ -411,8 +442,19 @@ def main():
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     video = data_path(args.video)
-    if args.save_track:  # checked before the extraction, which can take minutes
-        check_output(args.save_track, (".npz",), "skeleton track", inputs=(video,))
+    claims = contextlib.ExitStack()
+    if args.save_track:  # checked, and held against a second command, before the extraction's minutes
+        claims.enter_context(OutputClaim(check_output(args.save_track, (".npz",), "skeleton track", inputs=(video,)),
+                                         "skeleton track"))
+    sheet = PROJECT_DIR / "output" / f"{Path(args.video).stem}_skeletons.jpg"
+    if args.show and not has_display():
+        check_output(sheet, IMAGE_SUFFIXES, "contact sheet", inputs=(video,))
+    with claims:
+        return _report(args, video, sheet)
+
+
+def _report(args, video, sheet):
+    """main's work once its outputs are checked: extract (or load), report, write."""
     vs = VideoSkeleton(video, every=args.every, size=args.size, force=args.force)
     found = len(vs)
     rate = f"{vs.extraction_fps:.1f} frames/s" if vs.extraction_fps else "n/a"
@@ -427,7 +469,7 @@ def main():
         if has_display():
             vs.draw()
         else:
-            out = write_image(PROJECT_DIR / "output" / f"{vs.filename.stem}_skeletons.jpg", vs.contact_sheet())
+            out = write_image(sheet, vs.contact_sheet())
             print(f"no display: wrote a contact sheet to {out}")
     return 0
 

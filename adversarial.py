@@ -32,6 +32,16 @@ RECIPE_DEFAULTS = {
     "d_base": 32,         # critic channels at its first layer
     "d_scales": 2,        # critics at full and half resolution
 }
+# The range of each (see training.TRAINING_RANGES): a negative weight turns a penalty into a reward,
+# a decay of 1 freezes the average at its random start.
+RECIPE_RANGES = {
+    "l1_weight": (0, 1e4),
+    "fm_weight": (0, 1e4),
+    "ema_decay": (0, 1, "open"),
+    "g_base": (1, 512),
+    "d_base": (1, 512),
+    "d_scales": (1, 4),   # each scale halves the image: four take 128 pixels down to 16
+}
 CALIBRATION_BATCH = 32    # frames per forward pass when the EMA generator's batch norm is recalibrated
 
 
@@ -66,6 +76,7 @@ class AdversarialGenerator(LearnedGenerator):
     """A learned generator trained with the recipe above; its model file holds the EMA
     generator alone."""
 
+    ranges = RECIPE_RANGES
     net_inputs = ("pose",)
     shipped = ("netG_ema",)
     resumable = ("netG", "optG", "netD", "optD")

@@ -27,7 +27,9 @@ import numbers
 
 import numpy as np
 
+from Motion import check_pose_stats
 from VideoReader import DanceError
+from VideoSkeleton import MAX_SIZE, MIN_SIZE
 
 # The config entries every generator that knows its target has (see the module docstring).
 TARGET_KEYS = ("target", "image_size", "crop_margin", "crop_size", "target_stats")
@@ -78,8 +80,12 @@ def check_config(config, where):
         raise DanceError(f"{where}: does not record {', '.join(missing)}; it was not made by this "
                          f"version of the project: train it again")
     if not (isinstance(config["target"], str) and finite_number(config["crop_margin"]) and 0 <= config["crop_margin"] < 2
-            and all(isinstance(config[k], int) and config[k] >= 8 for k in ("image_size", "crop_size"))
-            and isinstance(config["target_stats"], dict)):
+            and all(isinstance(config[k], int) and not isinstance(config[k], bool) and MIN_SIZE <= config[k] <= MAX_SIZE
+                    for k in ("image_size", "crop_size"))):
         raise DanceError(f"{where}: its target, crop or size settings are damaged "
                          f"(target {config['target']!r}, crop margin {config['crop_margin']!r}, image size "
                          f"{config['image_size']!r}, crop size {config['crop_size']!r}): train it again")
+    try:
+        check_pose_stats(config["target_stats"])
+    except ValueError as e:
+        raise DanceError(f"{where}: its record of where the target stands is damaged ({e}): train it again") from None

@@ -20,7 +20,7 @@ from GenVanillaNN import GenVanillaNN
 from GenWarp import GenWarp
 from training import MODELS_DIR, model_path
 from VideoReader import DanceError
-from VideoSkeleton import VideoSkeleton
+from VideoSkeleton import VideoSkeleton, file_digest
 
 
 @dataclass(frozen=True)
@@ -139,4 +139,21 @@ def make_generator(gen_type, target=None, model=None, frames=None, models_dir=MO
     if named_for is not None and gen.target_name != named_for:
         raise DanceError(f"{model}: is named for {named_for} but renders {gen.config['target']} "
                          f"(renamed?); give it its own name, or pass it with --model")
+    if named_for is not None:
+        check_same_video(gen, target, model)
     return gen
+
+
+def check_same_video(gen, target, model):
+    """A model found by its target's name must be of that very video: the content it records
+    (target_digest, the video file's sha256) is the target's, when both are known (the shipped
+    models record none; a fresh clone has the models and not the videos)."""
+    recorded = gen.config.get("target_digest")
+    if isinstance(target, VideoSkeleton):
+        video, digest = target.filename, target.meta["digest"]
+    else:
+        video = Path(target)
+        digest = file_digest(video) if recorded and video.is_file() else None
+    if recorded and digest and recorded != digest:
+        raise DanceError(f"{model}: is a model of another video named {video.name} (its content differs from "
+                         f"{video}); train one on this video (--out elsewhere), or pass a model with --model")

@@ -66,7 +66,8 @@ def make_clip(source, variant, out=None, progress=False):
     if out is None and path.exists():
         return path
     survey = scan(source)  # counted and timed: a stream may not know its length, a phone's rate varies
-    with VideoReader(source) as video, VideoWriter(path, survey.fps, inputs=[source], audio=source) as writer:
+    with VideoReader(source) as video, VideoWriter(path, survey.fps, inputs=[source], audio=source,
+                                                   cache=out is None) as writer:
         for _, frame in tqdm(video, total=survey.count, disable=not progress, unit="frame",
                              desc=f"{source.name} {variant}"):
             writer.write(transform(frame, variant), video.time)  # at its own time: in step with the sound

@@ -107,7 +107,7 @@ def person_masks(videoSke, progress=True):
         if meta == identity and len(pngs) == identity["crops"]:
             return _decode(pngs, videoSke.size, cache)
         log.info("%s was made from other crops or by another segmenter: computing the masks again", cache)
-    check_output(cache, (".npz",), "mask cache")  # a folder we cannot write fails now, not in minutes
+    check_output(cache, (".npz",), "mask cache", cache=True)  # a folder we cannot write fails now, not in minutes
     pngs = []
     if partial.exists():
         try:

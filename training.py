@@ -20,17 +20,29 @@ device and says in the environment which is which (RANK, WORLD_SIZE, LOCAL_RANK)
     torchrun --nproc_per_node=2 GenPix2Pix.py taichi1.mp4 --epochs 10
 
 Each rank joins the process group (nccl on CUDA, gloo on the CPU), takes its own shard of
-the training frames each epoch (a DistributedSampler, reseeded by the epoch: the shards of
-all ranks together are the one-process epoch's frames), and its networks train wrapped in
+the training frames each epoch (`EpochOrder`, reseeded by the epoch: the shards of all ranks
+together are the one-process epoch's frames), and its networks train wrapped in
 DistributedDataParallel with batch norm computed over all ranks (nets.distribute), so
 `--batch-size` is per rank and the global batch is batch size x world size. Rank 0 alone
 validates, logs, draws samples, averages the EMA generator and writes checkpoints and the
-model. Several machines: torchrun's own rendezvous (see the README).
+model. Several machines: torchrun's own rendezvous (see the README). How far into an epoch
+a training got is counted in frames, so that a run stopped under one world size resumes
+under another from the same frame.
+
+Identity: a model or checkpoint records its target's content (`target_digest`, the sha256
+of the video file), not only its name. --resume refuses a checkpoint of another video of
+the same name, and a trainer writes over a model of another (or an unrecorded) video only
+with --replace-other-video, which no error message suggests for a model in models/ (the
+shipped ones record no digest: they stay unless that is asked for by name). Each output
+(model, checkpoint) is claimed for the run (VideoReader.OutputClaim): a second trainer
+with the same --out stops at once.
 """
 import argparse
 import contextlib
+import io
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -42,18 +54,17 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from generator import Generator, finite_number
-from Motion import video_pose_stats
+from Motion import check_pose_stats, video_pose_stats
 from nets import (bgr_to_rgb_chw, distribute, images_to_tensor, pick_device, resize_all, rgb_chw_to_bgr,
                   tensor_to_images, unwrap)
 from poses import PoseIndex, pose_images
 from Skeleton import reduced_vectors
-from VideoReader import (PROJECT_DIR, DanceError, atomic_path, check_file, check_output, data_path, evenly_spaced,
-                         note_stop, stop_signals, write_image)
-from VideoSkeleton import DEFAULT_SIZE, HELD_OUT, VideoSkeleton
+from VideoReader import (IMAGE_SUFFIXES, PROJECT_DIR, DanceError, OutputClaim, atomic_path, check_file,
+                         check_output, data_path, evenly_spaced, note_stop, stop_signals, write_image)
+from VideoSkeleton import DEFAULT_SIZE, HELD_OUT, MAX_SIZE, MIN_SIZE, VideoSkeleton, file_digest
 
 # ---- defaults: the settings every learned generator has (each one's module adds its own) ----
 TRAINING_DEFAULTS = {
@@ -63,17 +74,32 @@ TRAINING_DEFAULTS = {
     "held_out": HELD_OUT,  # the final fraction of the target's frames, by time, never trained on
     "seed": 0,
 }
+# The range of each: (low, high), both allowed, or (low, high, "open"): neither. A value read from a
+# model file or given as a flag outside it is refused (a negative seed crashes numpy's generator;
+# a batch of 10**9 frames exhausts the memory before the first step).
+TRAINING_RANGES = {
+    "image_size": (MIN_SIZE, MAX_SIZE),
+    "batch_size": (1, 4096),
+    "lr": (0, 1, "open"),
+    "held_out": (0, 1, "open"),
+    "seed": (0, 2**32 - 1),
+}
 EPOCHS = 10
+MAX_EPOCHS = 100_000      # --epochs beyond this is a typing slip (an epoch of 12,000 frames takes minutes)
 TRAIN_EVERY = 2           # train on every k-th frame of the training split (neighbours are near-duplicates)
+MAX_EVERY = 10_000        # --every beyond this leaves no video enough frames to train on
+MAX_FRAMES = 10**8        # a recorded frame count beyond this (a month at 30 fps) is damage, not a video
 ADAM_BETAS = (0.5, 0.999)  # DCGAN's and pix2pix's: a short memory of the gradient suits adversarial games
 SAMPLE_ROWS = 8           # held-out poses in each epoch's sample grid
 CALIBRATION_FRAMES = 512  # training frames whose batch-norm statistics an EMA generator is given
 MIN_TRAIN_FRAMES = 8      # a target needs at least this many training frames with a person ...
 MIN_HELD_OUT = 2          # ... and this many held out, to be trained and validated at all
-NO_PROGRESS = {"step": 0, "sums": {}, "seconds": 0.0}  # how far into an epoch a training is
+# How far into an epoch a training is: steps of this rank, and frames of the epoch's order done
+# (counted in frames: a run resumed under another world size goes on from the same frame).
+NO_PROGRESS = {"step": 0, "samples": 0, "sums": {}, "seconds": 0.0}
 # What `fit` records about the target in the config, beside the settings above.
-RECORDED_KEYS = ("target", "target_frames", "train_frames", "train_every", "target_stats", "crop_margin",
-                 "crop_size", "trained_with")
+RECORDED_KEYS = ("target", "target_digest", "target_frames", "train_frames", "train_every", "target_stats",
+                 "crop_margin", "crop_size", "trained_with")
 BACKENDS = {"cuda": "nccl", "cpu": "gloo"}  # torch.distributed's backend for each kind of device
 
 # ---- folders ----
@@ -192,24 +218,62 @@ class PoseDataset:
                 "frame": torch.from_numpy(self.indices[np.asarray(idx)])}
 
     def sampler(self, seed, where=Ranks()):
-        """The frames `where` (a rank) trains on each epoch: a DistributedSampler shuffling by
-        seed + epoch (call set_epoch). One process sees the whole set in one shuffled order;
-        N ranks each see every N-th frame of that order (the set padded to a multiple of N)."""
-        return DistributedSampler(self, num_replicas=where.world_size, rank=where.rank, shuffle=True, seed=seed)
+        """The frames `where` (a rank) trains on each epoch (`EpochOrder`, call set_epoch)."""
+        return EpochOrder(len(self), seed, where)
 
-    def batches(self, batch_size, device, sampler, skip=0):
-        """Mini-batches of the sampler's frames for this epoch (the last, smaller one included),
-        less the first `skip` of them (already trained on before an interruption)."""
+    def batches(self, batch_size, device, sampler):
+        """Mini-batches of the sampler's frames for this epoch (the last, smaller one included)."""
         order = torch.tensor(list(sampler), dtype=torch.int64)
-        for start in range(skip * batch_size, len(order), batch_size):
+        for start in range(0, len(order), batch_size):
             yield self.batch(order[start:start + batch_size], device)
+
+
+class EpochOrder:
+    """The frames a rank trains on in an epoch, from any point of it. The epoch's order is a
+    shuffle fixed by seed + epoch (torch.randperm, as DistributedSampler's); `done` frames of
+    it were trained on before (an interrupted epoch); the rest is padded to a multiple of the
+    world size with its own first frames, and rank r takes every N-th frame from the r-th.
+    So one process sees the whole order; N ranks, step by step, use the rest in order: after
+    k steps of batch B every rank has trained on its share of the first k x B x N frames of
+    the rest, whatever N was before (`after`)."""
+
+    def __init__(self, count, seed, where=Ranks()):
+        self.count, self.seed, self.where = count, seed, where
+        self.epoch, self.done = 0, 0
+
+    def set_epoch(self, epoch, done=0):
+        """Go to epoch `epoch`, `done` frames of its order already trained on."""
+        if not 0 <= done <= self.count:
+            raise ValueError(f"{done} frames done of an epoch of {self.count}")
+        self.epoch, self.done = epoch, done
+
+    def __iter__(self):
+        g = torch.Generator()
+        g.manual_seed(self.seed + self.epoch)
+        rest = torch.randperm(self.count, generator=g).tolist()[self.done:]
+        world = self.where.world_size
+        pad = -len(rest) % world
+        if rest and pad:
+            rest += (rest * -(-pad // len(rest)))[:pad]
+        return iter(rest[self.where.rank::world])
+
+    def __len__(self):
+        return -(-(self.count - self.done) // self.where.world_size)
+
+    def after(self, steps, batch_size):
+        """Frames of the epoch's order done once every rank has taken `steps` more steps."""
+        return min(self.count, self.done + steps * batch_size * self.where.world_size)
 
 
 # ---- checkpoints -----------------------------------------------------------------------
 def save_checkpoint(path, state):
-    """torch.save atomically (see `atomic_path`): never a half-written checkpoint."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    """torch.save atomically (see `atomic_path`): never a half-written checkpoint. It is
+    serialised in memory first: torch.save writing to a full disk raises its own RuntimeError
+    ("unexpected pos"), where a plain write raises the OSError that becomes one line."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(buffer.getbuffer())
 
 
 def load_checkpoint(path, kind):
@@ -235,9 +299,10 @@ def model_path(target, name, models_dir=MODELS_DIR):
     return Path(models_dir) / f"{Path(target).stem}_{name}.pth"
 
 
-def check_settings(defaults, config):
+def check_settings(defaults, config, ranges=TRAINING_RANGES):
     """Each setting of the kind its default is (a whole number, a finite number, a string),
-    and the shared ones in range; a DanceError naming the first that is not."""
+    and each numeric one in its range (`ranges`: key -> (low, high[, "open"])); a DanceError
+    naming the first that is not."""
     for key, default in defaults.items():
         value = config[key]
         if isinstance(default, str):
@@ -250,12 +315,48 @@ def check_settings(defaults, config):
             kind = "text" if isinstance(default, str) else "a whole number" if isinstance(default, int) else \
                 "a finite number"
             raise DanceError(f"setting {key} = {value!r} must be {kind} (default {default!r})")
-    for key, low, high in (("lr", 0, 1), ("held_out", 0, 1)):
-        if not low < config[key] < high:
-            raise DanceError(f"setting {key} = {config[key]!r} must lie between {low} and {high}")
-    for key in ("batch_size", "image_size"):
-        if config[key] < 1:
-            raise DanceError(f"setting {key} = {config[key]!r} must be at least 1")
+    for key, (low, high, *bounds) in ranges.items():
+        value = config[key]
+        if not (low < value < high if bounds == ["open"] else low <= value <= high):
+            which = "strictly between" if bounds == ["open"] else "between"
+            raise DanceError(f"setting {key} (--{key.replace('_', '-')}) = {value!r} must lie {which} {low} and "
+                             f"{high}")
+
+
+def _whole(low, high):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+# What each fact `fit` records about the target must be, read back from a file: (test, in words).
+RECORDED_CHECKS = {
+    "target": (lambda v: isinstance(v, str) and v != "", "a file name"),
+    "target_digest": (lambda v: isinstance(v, str) and re.fullmatch("[0-9a-f]{64}", v) is not None,
+                      "a sha256 digest"),
+    "target_frames": (_whole(0, MAX_FRAMES), f"a whole number of frames up to {MAX_FRAMES}"),
+    "train_frames": (_whole(0, MAX_FRAMES), f"a whole number of frames up to {MAX_FRAMES}"),
+    "train_every": (_whole(1, MAX_EVERY), f"a whole number from 1 to {MAX_EVERY}"),
+    "target_stats": (lambda v: check_pose_stats(v) is v, "where the target stands (Motion.pose_stats)"),
+    "crop_margin": (lambda v: finite_number(v) and 0 <= v < 2, "a margin from 0 to 2"),
+    "crop_size": (_whole(MIN_SIZE, MAX_SIZE), f"a side of {MIN_SIZE} to {MAX_SIZE} pixels"),
+    "trained_with": (lambda v: isinstance(v, dict) and all(_whole(1, 10**6)(v.get(k, 1)) for k in
+                                                           ("world_size", "batch_per_rank", "global_batch")),
+                     "how it was trained (world size, batch per rank)"),
+}
+
+
+def check_recorded(config):
+    """Each fact about the target that `config` records (RECORDED_KEYS), of its kind and in
+    range; a DanceError naming the first that is not."""
+    for key, (ok, kind) in RECORDED_CHECKS.items():
+        try:
+            good = key not in config or ok(config[key])
+        except ValueError as e:  # a check that says what is wrong (check_pose_stats)
+            raise DanceError(f"its record {key} is damaged: {e}; train it again") from None
+        if not good:
+            raise DanceError(f"its record {key} = {config[key]!r} must be {kind}; train it again")
+    if config.get("train_frames", 0) > config.get("target_frames", MAX_FRAMES):
+        raise DanceError(f"its record of {config['train_frames']} training frames of a target of "
+                         f"{config['target_frames']} is damaged; train it again")
 
 
 # ---- the base class --------------------------------------------------------------------
@@ -268,6 +369,7 @@ class LearnedGenerator(Generator):
       name         its name in the generator table (or `model_name(config)` when it depends
                    on a setting): its model file is models/<target>_<name>.pth
       defaults     its own settings with their defaults (TRAINING_DEFAULTS come first)
+      ranges       the range of each of its numeric settings (TRAINING_RANGES come first)
       net_inputs   what its generator network reads of a batch: "vector" and/or "pose"
       shipped      attributes (networks) a model file holds, enough to generate
       resumable    attributes a training checkpoint holds besides (optimisers, critics)
@@ -281,6 +383,7 @@ class LearnedGenerator(Generator):
     learned = True
     image_at_crop_size = False  # True: --size sets image_size too (the network is sized from it)
     defaults = {}
+    ranges = {}
     net_inputs = ("vector",)
     shipped = ("netG",)
     resumable = ("optG",)
@@ -294,12 +397,18 @@ class LearnedGenerator(Generator):
             raise DanceError(f"{self.kind} has no setting {', '.join(sorted(unknown))}; "
                              f"its settings are {', '.join(settings)}")
         self.config = {**settings, **config}
-        check_settings(settings, self.config)
+        check_settings(settings, self.config, self.setting_ranges())
+        check_recorded(self.config)
         self.device = device if isinstance(device, torch.device) else pick_device(device)
         torch.manual_seed(self.config["seed"])
         self.build()
         self.epoch, self.history, self.partial = 0, [], dict(NO_PROGRESS)
         self.where = Ranks()  # which rank of a torchrun job trains it (see `distribute`)
+
+    @classmethod
+    def setting_ranges(cls):
+        """The range of each numeric setting: the shared ones', then the class's own."""
+        return {**TRAINING_RANGES, **cls.ranges}
 
     def distribute(self, sync_batch_norm=True):
         """Wrap the trained networks for data-parallel training (nets.distribute), as this rank."""
@@ -364,9 +473,25 @@ class LearnedGenerator(Generator):
             if name in state:
                 unwrap(getattr(self, name)).load_state_dict(state[name])
         self.epoch, self.history = int(state["epoch"]), list(state["history"])
-        partial = state.get("partial", NO_PROGRESS)
-        self.partial = {"step": int(partial["step"]), "sums": {str(k): float(v) for k, v in partial["sums"].items()},
-                        "seconds": float(partial["seconds"])}
+        self.partial = self.check_progress(state.get("partial", NO_PROGRESS))
+
+    def check_progress(self, partial):
+        """How far into an epoch a checkpoint got, each number of its kind and in range (a
+        ValueError otherwise). One written before progress was counted in frames has steps
+        alone: the frames those steps took under the world size it was trained with."""
+        train_frames = self.config.get("train_frames", MAX_FRAMES)
+        step = partial["step"]
+        if "samples" not in partial and _whole(0, MAX_FRAMES)(step):
+            ran = self.config.get("trained_with") or {}
+            batch = ran.get("batch_per_rank", self.config["batch_size"])
+            partial = {**partial, "samples": min(train_frames, step * batch * ran.get("world_size", 1))}
+        samples, sums, seconds = partial["samples"], partial["sums"], partial["seconds"]
+        if not (_whole(0, MAX_FRAMES)(step) and _whole(0, train_frames)(samples) and (samples > 0) == (step > 0)
+                and finite_number(seconds) and seconds >= 0 and isinstance(sums, dict)
+                and all(isinstance(k, str) and finite_number(v) for k, v in sums.items())):
+            raise ValueError(f"a damaged record of progress into the epoch (step {step!r}, frames {samples!r} of "
+                             f"{train_frames}, seconds {seconds!r})")
+        return {"step": step, "samples": samples, "sums": dict(sums), "seconds": float(seconds)}
 
     def save(self, path, training=False):
         """Write a checkpoint: the shipped networks and the config (and, with training=True,
@@ -534,14 +659,32 @@ def fit(gen, videoSke, epochs, every, checkpoint, out, progress=True, amp=True):
     order of each epoch is fixed by the seed and the epoch, so a resumed run takes the
     same steps as one that was never interrupted. Under torchrun (see the module
     docstring) each rank trains on its shard and rank 0 alone validates and writes;
-    `amp` allows mixed precision on a GPU (`amp_dtype`)."""
+    `amp` allows mixed precision on a GPU (`amp_dtype`). Every output (checkpoint, model,
+    sample grids) is checked before the first step."""
     size = gen.config["image_size"]
     where = ranks() if distributed() else Ranks()
     full_train_idx, val_idx = check_split(videoSke, gen.config["held_out"], every)
     train_idx = full_train_idx[::every]
     precision = amp_dtype(gen.device, amp)
     batch_size = gen.config["batch_size"]
-    gen.config.update(target=str(videoSke.filename.name), target_frames=len(videoSke),
+    stem = Path(out).stem if out else gen.kind
+    if where.main:  # what rank 0 writes, checked now rather than after the first epoch
+        for path, suffixes, what in ((checkpoint, (".pth",), "checkpoint"), (out, (".pth",), "model"),
+                                     (SAMPLES_DIR / f"{stem}_epoch{gen.epoch + 1:03d}.png", IMAGE_SUFFIXES,
+                                      "sample grid")):
+            if path is not None:
+                check_output(path, suffixes, what, inputs=(videoSke.filename,))
+    digest, recorded = videoSke.meta["digest"], gen.config.get("target_digest")
+    if (gen.epoch or gen.partial["step"]) and recorded != digest:  # it goes on learning only the person it began with
+        raise DanceError(f"{videoSke.filename}: {gen.kind} was trained on "
+                         + (f"another video named {gen.config.get('target')} (other content)" if recorded else
+                            "a video whose content it does not record")
+                         + "; train a new one on this video")
+    if gen.partial["samples"] and gen.config.get("train_frames") != len(train_idx):
+        raise DanceError(f"{videoSke.filename}: the training stopped {gen.partial['samples']} frames into an epoch of "
+                         f"{gen.config.get('train_frames')} training frames, and this one has {len(train_idx)} "
+                         f"(another --every, or --held-out): resume with the same, or start afresh")
+    gen.config.update(target=str(videoSke.filename.name), target_digest=digest, target_frames=len(videoSke),
                       train_frames=len(train_idx), train_every=every,
                       # where the target stands in its frame, for the demo's pose normalisation
                       target_stats=video_pose_stats(videoSke),
@@ -567,31 +710,31 @@ def fit(gen, videoSke, epochs, every, checkpoint, out, progress=True, amp=True):
     if where.world_size > 1:
         gen.distribute()
 
-    stem = Path(out).stem if out else gen.kind
-
     def stop(message):
         if checkpoint and where.main:
             save_checkpoint(checkpoint, gen.state(training=True))
-            log.info("%s during epoch %d (after %d steps): state saved to %s; rerun with --resume to "
-                     "continue", message, gen.epoch + 1, gen.partial["step"], checkpoint)
+            log.info("%s during epoch %d (after %d steps, %d of its %d frames): state saved to %s; rerun with "
+                     "--resume to continue", message, gen.epoch + 1, gen.partial["step"], gen.partial["samples"],
+                     len(train), checkpoint)
 
     autocast = (lambda: torch.autocast(gen.device.type, dtype=precision)) if precision else contextlib.nullcontext
     with StopRequest() as request:
         try:
             while gen.epoch < epochs:
-                part = gen.partial  # a resumed epoch starts where the interrupted one stopped
+                part = gen.partial  # a resumed epoch starts where the interrupted one stopped, frame for frame
                 t0, sums, steps = time.perf_counter() - part["seconds"], dict(part["sums"]), part["step"]
-                sampler.set_epoch(gen.epoch)
-                bar = tqdm(train.batches(batch_size, gen.device, sampler, skip=steps),
-                           initial=steps, total=-(-len(sampler) // batch_size), disable=not (progress and where.main),
+                sampler.set_epoch(gen.epoch, done=part["samples"])
+                bar = tqdm(train.batches(batch_size, gen.device, sampler), initial=steps,
+                           total=steps + -(-len(sampler) // batch_size), disable=not (progress and where.main),
                            desc=f"epoch {gen.epoch + 1}/{epochs}", unit="batch", dynamic_ncols=True, leave=False)
-                for batch in bar:
+                for run_steps, batch in enumerate(bar, 1):
                     with autocast():
                         losses = gen.train_step(batch)
                     steps += 1
                     for k, v in losses.items():
                         sums[k] = sums.get(k, 0.0) + v
-                    gen.partial = {"step": steps, "sums": dict(sums), "seconds": time.perf_counter() - t0}
+                    gen.partial = {"step": steps, "samples": sampler.after(run_steps, batch_size), "sums": dict(sums),
+                                   "seconds": time.perf_counter() - t0}
                     bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
                     request.requested = agree(request.requested, gen.device)
                     if request.requested:
@@ -629,13 +772,60 @@ def fit(gen, videoSke, epochs, every, checkpoint, out, progress=True, amp=True):
 
 
 # ---- the trainers' command line ------------------------------------------------------------
-def model_target(path):
-    """The target video named in a model file's config, or None when it is no readable model."""
+def model_config(path):
+    """The config of a model or checkpoint file (a dict), or None when it is no readable model."""
     try:
-        config = torch.load(path, map_location="cpu", weights_only=True).get("config", {})
-        return config.get("target")
+        config = torch.load(path, map_location="cpu", weights_only=True).get("config")
+        return config if isinstance(config, dict) else None
     except Exception:
         return None
+
+
+def model_target(path):
+    """The target video named in a model file's config, or None when it is no readable model."""
+    return (model_config(path) or {}).get("target")
+
+
+def _another_video(config, video):
+    """Words for the video a model or checkpoint `config` was trained on, when its recorded
+    content is not `video`'s (file_digest)."""
+    if config.get("target_digest"):
+        return f"another video named {config.get('target')} (its content differs from {video})"
+    return (f"a video named {config.get('target')} whose content it does not record (made before contents were "
+            f"recorded), so it cannot be told from {video}")
+
+
+def check_owners(args, video, digest, out, checkpoint):
+    """Refuse, before any work, to write over a model or checkpoint of another video: one of
+    another name always (--out elsewhere); one of the same name but other (or unrecorded)
+    content only with --replace-other-video, which the error names only outside models/
+    (where the shipped models are: a model of taichi1 is never one option away from being
+    replaced by someone else's). A model of this very video: with --replace (or --resume)."""
+    if out.exists():
+        config = model_config(out) or {}
+        owner = config.get("target")
+        if owner != video.name:
+            raise DanceError(f"{out}: holds {'a model of ' + owner if owner else 'something that is not a model'}, "
+                             f"not of {video.name}; write this one elsewhere (--out)")
+        if config.get("target_digest") != digest:
+            if not args.replace_other_video:
+                shipped = out.resolve().is_relative_to(MODELS_DIR.resolve())
+                raise DanceError(f"{out}: holds a model of {_another_video(config, video)}; write this one elsewhere "
+                                 f"(--out FILE)"
+                                 + ("" if shipped else ", or pass --replace-other-video to write over it"))
+        elif not (args.replace or args.resume):
+            raise DanceError(f"{out}: a model of {video.name} is already there; pass --replace to write over "
+                             f"it, or --out FILE to keep both")
+    # A fresh start writes over the checkpoint of its own video (one made before contents were
+    # recorded, of this name, too: nothing tells it apart, and it is a by-product, not a model).
+    if checkpoint.exists() and not args.resume and not args.replace_other_video:  # --resume: see _train
+        config = model_config(checkpoint) or {}
+        owner = config.get("target")
+        if owner not in (None, video.name) or config.get("target_digest") not in (None, digest):
+            raise DanceError(f"{checkpoint}: holds the training state of "
+                             f"{_another_video(config, video) if owner == video.name else owner}; train this one "
+                             f"with another --out (its checkpoint is named after it), or pass --replace-other-video "
+                             f"to write over it")
 
 
 def model_kind(path):
@@ -666,7 +856,10 @@ def train_main(gen_class, extra_args=None):
     parser.add_argument("--seed", type=int, default=settings["seed"])
     parser.add_argument("--out", help="where to write the trained model (default: models/<target>_<name>.pth)")
     parser.add_argument("--replace", action="store_true",
-                        help="write over a model of the same target already at the output path")
+                        help="write over a model of the same target video (same content) already at the output path")
+    parser.add_argument("--replace-other-video", action="store_true",
+                        help="write over a model or checkpoint at the output path that was trained on another video "
+                             "of the same name, or on one whose content it does not record (the shipped models)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from checkpoints/<model file name> (its settings apply)")
     parser.add_argument("--device", help="cuda or cpu (default: cuda when present; under torchrun each rank its own GPU)")
@@ -680,41 +873,43 @@ def train_main(gen_class, extra_args=None):
     args = parser.parse_args()
     where = ranks()
     logging.basicConfig(level=logging.INFO if where.main else logging.WARNING, format="%(message)s")
-    if args.epochs < 1 or args.every < 1 or args.batch_size < 1:
-        raise DanceError("--epochs, --every and --batch-size must be at least 1")
+    for flag, value, low, high in (("epochs", args.epochs, 1, MAX_EPOCHS), ("every", args.every, 1, MAX_EVERY),
+                                   ("size", args.size, MIN_SIZE, MAX_SIZE)):
+        if not low <= value <= high:
+            raise DanceError(f"--{flag} {value}: must lie between {low} and {high}")
     options = {k: v for k, v in vars(args).items() if k not in
-               ("video", "epochs", "every", "out", "replace", "resume", "device", "size", "full_precision")}
+               ("video", "epochs", "every", "out", "replace", "replace_other_video", "resume", "device", "size",
+                "full_precision")}
     if gen_class.image_at_crop_size:
         if args.size < 16 or args.size & (args.size - 1):
             raise DanceError(f"--size {args.size}: {gen_class.kind}'s U-Net halves the image down to 4x4, so the "
                              f"size must be a power of two (64, 128, 256, 512)")
         options["image_size"] = args.size
-    check_settings(settings, {**settings, **options})
+    check_settings(settings, {**settings, **options}, gen_class.setting_ranges())
     video = data_path(args.video)
     check_file(video)
     name = gen_class.model_name({**settings, **options})
     out = check_output(args.out or model_path(video, name), (".pth",), "model", inputs=(video,))
     checkpoint = check_output(CHECKPOINT_DIR / out.name, (".pth",), "checkpoint", inputs=(video, out))
-    if out.exists():  # never write over another target's model; over this target's only when asked
-        owner = model_target(out)
-        if owner != video.name:
-            raise DanceError(f"{out}: holds {'a model of ' + owner if owner else 'something that is not a model'}, "
-                             f"not of {video.name}; write this one elsewhere (--out)")
-        if not (args.replace or args.resume):
-            raise DanceError(f"{out}: a model of {video.name} is already there; pass --replace to write over "
-                             f"it, or --out FILE to keep both")
-    # The CPU's cores shared between the ranks on this machine (torchrun would give each one thread).
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // where.local_world_size))
-    device = start_ranks(args.device)
-    try:
-        return _train(gen_class, args, options, parser, video, out, checkpoint, device)
-    finally:
-        if distributed():
-            dist.destroy_process_group()
+    digest = file_digest(video)  # who the model is of: the video's content, not its name
+    with contextlib.ExitStack() as claims:
+        if where.main:  # rank 0 writes both: held from now until written, a second trainer stops here
+            claims.enter_context(OutputClaim(out, "model"))
+            claims.enter_context(OutputClaim(checkpoint, "checkpoint"))
+        check_owners(args, video, digest, out, checkpoint)
+        # The CPU's cores shared between the ranks on this machine (torchrun would give each one thread).
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // where.local_world_size))
+        device = start_ranks(args.device)
+        try:
+            return _train(gen_class, args, options, parser, video, digest, out, checkpoint, device)
+        finally:
+            if distributed():
+                dist.destroy_process_group()
 
 
-def _train(gen_class, args, options, parser, video, out, checkpoint, device):
+def _train(gen_class, args, options, parser, video, digest, out, checkpoint, device):
     """train_main's work once its inputs are checked: build or resume, train, report."""
+    every = args.every
     if args.resume:
         if not checkpoint.exists():
             raise DanceError(f"{checkpoint}: no checkpoint to resume (the state an interrupted training of "
@@ -723,14 +918,23 @@ def _train(gen_class, args, options, parser, video, out, checkpoint, device):
         if gen.config.get("target") not in (None, video.name):
             raise DanceError(f"{checkpoint}: continues a training on {gen.config['target']}, not on {video.name}; "
                              f"drop --resume to start one")
+        if gen.config.get("target_digest") != digest:
+            raise DanceError(f"{checkpoint}: continues a training on {_another_video(gen.config, video)}; train "
+                             f"this video with another --out (its own checkpoint), or without --resume")
         changed = {k: v for k, v in options.items() if k != "image_size" and v != parser.get_default(k)
                    and gen.config.get(k) != v}
         if args.size != parser.get_default("size") and args.size != gen.config.get("crop_size"):
             changed["size"] = args.size
+        # --every picks the training frames, and an interrupted epoch's progress counts them
+        every = gen.config.get("train_every", args.every)
+        if args.every != parser.get_default("every") and args.every != every:
+            changed["every"] = args.every
         if changed:
+            recorded = {"size": "crop_size", "every": "train_every"}
             raise DanceError("--resume goes on with the checkpoint's settings; "
-                             + ", ".join(f"--{k.replace('_', '-')} {v} differs from its {gen.config.get(k)}"
-                                         for k, v in changed.items()) + "; drop them, or drop --resume")
+                             + ", ".join(f"--{k.replace('_', '-')} {v} differs from its "
+                                         f"{gen.config.get(recorded.get(k, k))}" for k, v in changed.items())
+                             + "; drop them, or drop --resume")
         log.info("resuming %s from epoch %d", checkpoint, gen.epoch)
     else:
         gen = gen_class(device=device, **options)
@@ -738,7 +942,7 @@ def _train(gen_class, args, options, parser, video, out, checkpoint, device):
     with main_rank_first():  # a new target's skeletons are extracted once, by rank 0, then read
         videoSke = VideoSkeleton(video, size=size, progress=ranks().main)
     t0 = time.perf_counter()
-    gen.train(videoSke, epochs=args.epochs, every=args.every, checkpoint=checkpoint, out=out,
+    gen.train(videoSke, epochs=args.epochs, every=every, checkpoint=checkpoint, out=out,
               amp=not args.full_precision)
     last = gen.history[-1] if gen.history else {}
     if ranks().main:

@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +14,10 @@ import torch
 import torch.multiprocessing as mp
 
 from conftest import ROOT, assert_one_line_error, read_until, run
-from ddp_helpers import one_step
+from ddp_helpers import BATCH, one_step, train_one_epoch
 from DanceDemo import DanceDemo
 from generators import find
-from training import TRAINING_DEFAULTS, PoseDataset, Ranks, amp_dtype
+from training import TRAINING_DEFAULTS, EpochOrder, PoseDataset, Ranks, amp_dtype
 from VideoReader import VideoReader
 from VideoSkeleton import VideoSkeleton
 
@@ -90,6 +91,45 @@ def test_the_ranks_shards_make_up_the_one_process_epoch(clip):
     other = data.sampler(seed=3)
     other.set_epoch(6)
     assert list(other) != order                                            # reshuffled each epoch
+
+
+@pytest.mark.parametrize("count, batch, before, after", [(128, 8, 1, 2), (128, 8, 2, 1), (30, 4, 3, 2), (31, 3, 2, 4)])
+def test_an_epoch_stopped_under_one_world_size_goes_on_under_another_from_the_same_frame(count, batch, before,
+                                                                                        after):
+    """Issue 21: 12 of 16 steps of one process, resumed by 2 ranks, counted 12 steps done of their
+    8 and trained on nothing more. Progress in frames: the frames before and after together are
+    the epoch's, each once (bar the padding that evens the last shares out)."""
+    for stopped_after in range(1, -(-count // (batch * before))):
+        done, seen = 0, []
+        for world, steps in ((before, stopped_after), (after, None)):
+            shares = []
+            for rank in range(world):
+                order = EpochOrder(count, seed=7, where=Ranks(rank=rank, world_size=world))
+                order.set_epoch(3, done=done)
+                share = list(order)
+                shares.append(share[:steps * batch] if steps else share)
+            seen += [f for share in shares for f in share]
+            done = order.after(steps, batch) if steps else count
+        assert sorted(set(seen)) == list(range(count))
+        assert len(seen) - count < after  # padding only: fewer repeats than ranks
+
+
+def test_two_ranks_resume_what_one_process_left(clip, tmp_path, private_cache):
+    """Through the training loop: an epoch one process stopped by Ctrl-C after 3 of its 8 steps
+    goes on under 2 ranks from the checkpoint's count in frames, and trains on exactly the frames
+    it had not (the other way round, and other sizes: the test above)."""
+    train, stop_at = 32, 4  # the clip's training frames at --every 1; Ctrl-C as step 4 begins
+    VideoSkeleton(clip, progress=False)  # extracted once here; the ranks read the cache
+    ckpt, seen = tmp_path / "ckpt.pth", tmp_path / "seen"
+    train_one_epoch(0, 1, 0, clip, ckpt, tmp_path / "samples", f"{seen}-1", stop_at)
+    state = torch.load(ckpt, weights_only=True)
+    assert state["epoch"] == 0 and state["partial"]["samples"] == (stop_at - 1) * BATCH
+    mp.spawn(train_one_epoch, args=(2, free_port(), clip, ckpt, tmp_path / "samples", f"{seen}-2"), nprocs=2)
+    before, after = ([f for r in range(w) for step in json.loads(Path(f"{seen}-{w}-{r}.json").read_text())
+                      for f in step] for w in (1, 2))
+    assert len(before) == (stop_at - 1) * BATCH and not set(before) & set(after)
+    assert len(set(before) | set(after)) == train and len(after) - len(set(after)) < 2  # padding only
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 1
 
 
 def test_torchrun_trains_and_its_model_loads_in_one_process_and_the_demo(clip, tmp_path, private_cache):
