@@ -53,6 +53,7 @@ TRAVEL_ROOM = 0.5          # the share of the target frame's width the source's 
                            # scaling; wider travel is compressed to it (a dancer crossing a wide stage)
 BAND = 0.1                 # frames whose ankle is within this fraction of the near-far range count as near (far)
 STATS_KEYS = ("frame_size", "far", "near", "far_height", "near_height", "centre_x")  # what pose_stats gives
+TRAVEL_KEYS = ("left", "right")  # ... and since the travel rule (placement), where the hips go, leftmost and rightmost
 MAX_FRAME_SIDE = 16384     # pixels: a recorded frame larger than this is damage, not a video
 FRAME_SLACK = 1.0          # recorded positions may lie this many frame sides beyond the frame (feet cut off), no more
 
@@ -250,15 +251,16 @@ def check_pose_stats(stats):
     whole-pixel-sized sides, positions near the frame, heights above 0 (read back from a
     model file, an empty dict or a NaN height would crash the demo or place the generated
     person nowhere, a flat panel in every frame)."""
-    if not isinstance(stats, dict) or set(stats) != set(STATS_KEYS):
-        raise ValueError(f"target stats {stats!r} do not have exactly {', '.join(STATS_KEYS)}")
+    if not isinstance(stats, dict) or not set(STATS_KEYS) <= set(stats) <= set(STATS_KEYS + TRAVEL_KEYS):
+        raise ValueError(f"target stats {stats!r} do not have exactly {', '.join(STATS_KEYS)} "
+                         f"(and, in newer models, {', '.join(TRAVEL_KEYS)})")
     size = stats["frame_size"]
     number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)  # noqa: E731
     if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(number(v) and 1 <= v <= MAX_FRAME_SIDE
                                                                         for v in size)):
         raise ValueError(f"target frame size {size!r} is not two sides of 1 to {MAX_FRAME_SIDE} pixels")
     w, h = size
-    for key, side in (("far", h), ("near", h), ("centre_x", w)):
+    for key, side in (("far", h), ("near", h), ("centre_x", w)) + tuple((k, w) for k in TRAVEL_KEYS if k in stats):
         if not (number(stats[key]) and -FRAME_SLACK * side <= stats[key] <= (1 + FRAME_SLACK) * side):
             raise ValueError(f"target {key} {stats[key]!r} is not a position near its {w:g}x{h:g} frame")
     for key in ("far_height", "near_height"):
