@@ -17,6 +17,7 @@ as a partial cache and resumed by the next run.
 """
 import argparse
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -161,12 +162,16 @@ def has_display():
     if os.name == "nt" or os.uname().sysname == "Darwin":
         return True
     display = os.environ.get("DISPLAY")
-    if not display:
-        return False
-    if not x_server_answers(display):
-        log.info("DISPLAY=%s is set but no X server answers there: no window, the video is written", display)
-        return False
-    return True
+    return bool(display) and _display_answers(display)
+
+
+@functools.lru_cache(maxsize=None)
+def _display_answers(display):
+    """`x_server_answers`, asked once per DISPLAY value, and said once when it does not."""
+    if x_server_answers(display):
+        return True
+    log.info("DISPLAY=%s is set but no X server answers there: no window (written to a file instead)", display)
+    return False
 
 
 def combine_images(*images):
