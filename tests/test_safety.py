@@ -310,7 +310,7 @@ def test_a_full_disk_while_saving_a_track_or_cache_is_one_line_and_nothing_more(
 
 def test_a_write_under_a_file_is_one_line(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(DanceError, match="a part of the path is a file"):
+    with pytest.raises(DanceError, match="is a file, not a folder"):
         with atomic_path(tmp_path / "file" / "sub" / "m.pth") as tmp:
             tmp.write_bytes(b"x")
 
