@@ -119,11 +119,13 @@ def test_the_live_demo_records_what_was_shown(clip, tmp_path):
     out = tmp_path / "live.mp4"
     demo = DanceDemo(clip, "nearest", target=clip, live=True)
     assert demo.smooth == "one_euro" and demo.norm is None   # causal: no look-ahead, no whole-video stats
+    t0 = time.monotonic()
     stats = demo.draw(output=out)
+    on_screen = time.monotonic() - t0  # under load the last picture is shown later than 2.4 s
     assert stats["captured"] == 60 and stats["frames"] + stats["dropped"] == 60
     assert 0 < stats["latency_ms"] < 1000 and not stats["stopped_early"]
     with VideoReader(out) as video:  # real time: the seconds it was on screen, at the source's rate
-        assert video.fps == 25 and 25 <= video.frame_count <= 62
+        assert video.fps == 25 and 25 <= video.frame_count <= round(on_screen * 25) + 2
 
 
 def test_a_slowed_generator_drops_frames_and_keeps_its_latency(clip, tmp_path):
