@@ -2,6 +2,7 @@
 and a private cache folder so tests never touch the project's own cache."""
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,14 @@ def run(script, *args, env=None, cwd=ROOT):
     """Run one of the project's scripts as a user would: (completed process with text output)."""
     return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True, text=True,
                           timeout=300, cwd=cwd, env=None if env is None else {**os.environ, **env})
+
+
+def as_in_a_terminal():
+    """`preexec_fn` for a child that is sent a stop signal: SIGINT, SIGTERM and SIGHUP at their
+    defaults, as a terminal's child gets them. A suite started in the background (`&`, `nohup`)
+    passes ignored SIGINT / SIGHUP on, and the product rightly keeps a parent's SIG_IGN."""
+    for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, signal.SIG_DFL)
 
 
 def read_until(proc, pattern):

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from conftest import ROOT, assert_one_line_error, read_until, run
+from conftest import ROOT, as_in_a_terminal, assert_one_line_error, read_until, run
 from ddp_helpers import BATCH, one_step, train_one_epoch
 from DanceDemo import DanceDemo
 from generators import find
@@ -153,7 +153,8 @@ def test_ctrl_c_stops_every_rank_and_resume_goes_on(clip, tmp_path, private_cach
     env = {**os.environ, "DANCE_CHECKPOINTS": str(checkpoints)}
     command = torchrun_command(ROOT / "GenVanillaNN.py", clip, "--epochs", 400, "--every", 1, "--batch-size", 2,
                                "--out", out)
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env,
+                            preexec_fn=as_in_a_terminal)
     said = read_until(proc, rb"epoch 1:")             # a whole epoch done, the second under way
     proc.send_signal(signal.SIGINT)                     # what Ctrl-C does to torchrun
     _, rest = proc.communicate(timeout=120)

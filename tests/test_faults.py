@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import training as T
-from conftest import ROOT, assert_one_line_error, read_until, run, write_clip
+from conftest import ROOT, as_in_a_terminal, assert_one_line_error, read_until, run, write_clip
 from GenVanillaNN import GenVanillaNN
 from Skeleton import DETECT_MARGIN, MIN_VISIBILITY, PoseDetector, plausible
 from VideoReader import DanceError, VideoReader, VideoWriter, atomic_path, write_image
@@ -353,7 +353,7 @@ def test_ctrl_c_stops_a_training_cleanly_and_resume_continues(clip, tmp_path, mo
     ckpt = tmp_path / "checkpoints" / out.name
     args = [sys.executable, str(ROOT / "GenVanillaNN.py"), str(clip), "--epochs", "400", "--every", "1",
             "--batch-size", "2", "--out", str(out)]
-    proc = subprocess.Popen(args, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, cwd=ROOT, stderr=subprocess.PIPE, text=True, preexec_fn=as_in_a_terminal)
     deadline = time.monotonic() + 120
     while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
@@ -374,7 +374,7 @@ def test_a_hang_up_during_extraction_saves_the_progress_and_the_rerun_resumes(ka
     video = tmp_path / "karate.mp4"
     video.symlink_to(karate_path.resolve())
     proc = subprocess.Popen([sys.executable, str(ROOT / "VideoSkeleton.py"), str(video)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=as_in_a_terminal)
     said = read_until(proc, rb"(\| *\d\d+/\d+|: *\d\d+frame)")  # ten frames or more done
     proc.send_signal(signal.SIGHUP)
     stderr = said + proc.communicate(timeout=60)[1]

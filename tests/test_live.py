@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, assert_one_line_error, read_until, run
+from conftest import ROOT, as_in_a_terminal, assert_one_line_error, read_until, run
 from DanceDemo import DanceDemo
 from live import LiveCapture, LiveFrame, Mailbox, Meter, live_kind
 from Motion import Calibration, OneEuroFilter, pose_stats, smooth_stream
@@ -171,9 +171,7 @@ def test_ctrl_c_ends_a_live_session_and_keeps_the_recording(karate_path, tmp_pat
     proc = subprocess.Popen([sys.executable, str(ROOT / "DanceDemo.py"), "--source", karate_path, "--live",
                              "--target", karate_path, "--gen-type", "nearest", "--output", out],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
-                            # Ctrl-C's own handling, as in a terminal: a suite started in the background
-                            # would otherwise pass its ignored SIGINT on (Python then never raises it).
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=as_in_a_terminal)  # a background suite passes ignored signals on
     said = read_until(proc, rb"live: *(\d\d+)frame")  # ten frames or more shown
     proc.send_signal(stop)
     stdout, stderr = proc.communicate(timeout=60)
