@@ -38,8 +38,9 @@ from collections import deque
 import cv2
 import numpy as np
 
+from files import IMAGE_SUFFIXES, check_output, opencv_text, write_image
+from project import cli_main, data_path, evenly_spaced
 from Skeleton import Skeleton, crop_skeleton
-from VideoReader import IMAGE_SUFFIXES, check_output, cli_main, data_path, evenly_spaced, opencv_text, write_image
 from VideoSkeleton import VideoSkeleton
 
 # ---- defaults ----

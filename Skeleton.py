@@ -20,7 +20,7 @@ import tempfile
 import cv2
 import numpy as np
 
-from VideoReader import DanceError
+from project import DanceError
 
 log = logging.getLogger("dance")
 

@@ -32,10 +32,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from files import IMAGE_SUFFIXES, OutputClaim, atomic_path, check_file, check_output, write_image
+from project import PROJECT_DIR, DanceError, cache_location, cli_main, data_path, evenly_spaced
 from Skeleton import CROP_MARGIN, DETECT_MARGIN, REDUCED_IDS, PoseDetector, Skeleton, check_frame_size, crop_person
-from VideoReader import (IMAGE_SUFFIXES, PROJECT_DIR, DanceError, OutputClaim, VideoReader, atomic_path,
-                         cache_location, check_file, check_output, cli_main, data_path, evenly_spaced, scan,
-                         write_image)
+from VideoReader import VideoReader, scan
 
 DEFAULT_EVERY = 1       # process every k-th frame
 DEFAULT_SIZE = 128      # side of the square crops, in pixels

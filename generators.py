@@ -18,8 +18,8 @@ from GenNearest import GenNearest
 from GenPix2Pix import GenPix2Pix
 from GenVanillaNN import GenVanillaNN
 from GenWarp import GenWarp
+from project import DanceError
 from training import MODELS_DIR, model_path
-from VideoReader import DanceError
 from VideoSkeleton import VideoSkeleton, file_digest
 
 

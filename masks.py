@@ -25,8 +25,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from files import check_output
+from project import DanceError
 from Skeleton import QuietSolution, quiet_stderr
-from VideoReader import DanceError, check_output
 from VideoSkeleton import save_npz_atomic
 
 SEGMENTER = "mediapipe selfie_segmentation, model 0"  # recorded in the cache: another one rebuilds it

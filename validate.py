@@ -18,9 +18,9 @@ from evaluate import REDETECT_MARGIN, cell, detections, fidelity, outputs
 from generators import TABLE
 from Motion import crop_landmarks
 from poses import EDIT_FAMILIES, unseen_poses
+from project import DanceError, cli_main, data_path
 from Skeleton import CROP_MARGIN, PoseDetector
 from training import model_kind
-from VideoReader import DanceError, cli_main, data_path
 from VideoSkeleton import VideoSkeleton
 
 VALIDATION_SEED = 1   # evaluate.py's edits use seed 0 on held-out skeletons

@@ -17,10 +17,13 @@ import torch
 
 import training as T
 from conftest import ROOT, assert_one_line_error, read_until, run, write_clip
+from files import atomic_path, write_image
 from GenVanillaNN import GenVanillaNN
+from project import DanceError
 from Skeleton import DETECT_MARGIN, MIN_VISIBILITY, PoseDetector, plausible
-from VideoReader import DanceError, VideoReader, VideoWriter, atomic_path, write_image
+from VideoReader import VideoReader
 from VideoSkeleton import VideoSkeleton, probe_detect_margin
+from VideoWriter import VideoWriter
 
 
 def ffmpeg(*args):

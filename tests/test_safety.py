@@ -19,11 +19,13 @@ import torch
 import training as T
 from conftest import ROOT, assert_one_line_error, run, write_clip
 from DanceDemo import DanceDemo
+from files import OutputClaim, atomic_path, check_output, temporary_name
 from generators import TABLE, make_generator
 from GenVanillaNN import GenVanillaNN
 from GenWarp import GenWarp
-from VideoReader import DanceError, OutputClaim, VideoWriter, _temporary_name, atomic_path, check_output
+from project import DanceError
 from VideoSkeleton import VideoSkeleton, save_npz_atomic
+from VideoWriter import VideoWriter
 
 TRACK = ROOT / "data" / "karate1_track.npz"
 SHIPPED = ROOT / "models" / "taichi1_vanilla_nn_ske.pth"
@@ -284,7 +286,7 @@ def full_disk_under(path):
     write to it fails with ENOSPC, as on a full disk."""
     if not Path("/dev/full").is_char_device():
         pytest.skip("no /dev/full here")
-    _temporary_name(Path(path)).symlink_to("/dev/full")
+    temporary_name(Path(path)).symlink_to("/dev/full")
 
 
 def test_a_full_disk_while_saving_a_model_is_one_line_and_no_file(tmp_path):

@@ -4,7 +4,8 @@ import pytest
 
 import Skeleton
 from conftest import write_clip
-from VideoReader import DanceError, VideoReader
+from project import DanceError
+from VideoReader import VideoReader
 from VideoSkeleton import VideoSkeleton
 
 
