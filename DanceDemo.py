@@ -46,8 +46,9 @@ from generators import DEFAULT, describe, find, make_generator
 from live import LiveCapture, Meter, live_kind
 from Motion import (SMOOTHERS, TRAVEL_ROOM, Calibration, normalised_box, smooth_stream, travel_share,
                     video_pose_stats)
+from pose_detector import PoseDetector, check_frame_size
 from project import PROJECT_DIR, DanceError, cli_main, data_path
-from Skeleton import PoseDetector, Skeleton, check_frame_size, crop_person, crop_square
+from Skeleton import Skeleton, crop_person, crop_square
 from VideoReader import VideoReader, scan
 from VideoSkeleton import (PROBE_FRAMES, VideoSkeleton, choose_detect_margin, combine_images, has_display,
                            probe_detect_margin)

@@ -33,8 +33,9 @@ import numpy as np
 from tqdm import tqdm
 
 from files import IMAGE_SUFFIXES, OutputClaim, atomic_path, check_file, check_output, write_image
+from pose_detector import DETECT_MARGIN, PoseDetector, check_frame_size
 from project import PROJECT_DIR, DanceError, cache_location, cli_main, data_path, evenly_spaced
-from Skeleton import CROP_MARGIN, DETECT_MARGIN, REDUCED_IDS, PoseDetector, Skeleton, check_frame_size, crop_person
+from Skeleton import CROP_MARGIN, REDUCED_IDS, Skeleton, crop_person
 from VideoReader import VideoReader, scan
 
 DEFAULT_EVERY = 1       # process every k-th frame

@@ -73,9 +73,10 @@ from generators import DEFAULT, TABLE, find, make_generator
 from hard_clips import VARIANTS, make_clip
 from Motion import SMOOTHERS, crop_landmarks, drive_track, video_pose_stats
 from nets import resize_all
+from pose_detector import MIN_FRAME_SIDE, PoseDetector
 from poses import EDIT_FAMILIES, PoseIndex, unseen_poses
 from project import DanceError, cli_main, data_path, evenly_spaced
-from Skeleton import CROP_MARGIN, MIN_FRAME_SIDE, PoseDetector, Skeleton, reduced_vectors
+from Skeleton import CROP_MARGIN, Skeleton, reduced_vectors
 from training import MODELS_DIR, comparison_grid, model_path
 from VideoReader import VideoReader
 from VideoSkeleton import DEFAULT_SIZE, HELD_OUT, MAX_SIZE, PROBE_FRAMES, VideoSkeleton, choose_detect_margin

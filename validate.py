@@ -17,9 +17,10 @@ import numpy as np
 from evaluate import REDETECT_MARGIN, cell, detections, fidelity, outputs
 from generators import TABLE
 from Motion import crop_landmarks
+from pose_detector import PoseDetector
 from poses import EDIT_FAMILIES, unseen_poses
 from project import DanceError, cli_main, data_path
-from Skeleton import CROP_MARGIN, PoseDetector
+from Skeleton import CROP_MARGIN
 from training import model_kind
 from VideoSkeleton import VideoSkeleton
 

@@ -19,8 +19,8 @@ import training as T
 from conftest import ROOT, assert_one_line_error, read_until, run, write_clip
 from files import atomic_path, write_image
 from GenVanillaNN import GenVanillaNN
+from pose_detector import DETECT_MARGIN, MIN_VISIBILITY, PoseDetector, plausible
 from project import DanceError
-from Skeleton import DETECT_MARGIN, MIN_VISIBILITY, PoseDetector, plausible
 from VideoReader import VideoReader
 from VideoSkeleton import VideoSkeleton, probe_detect_margin
 from VideoWriter import VideoWriter
