@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from display import combine_images, has_display
 from files import check_file, check_output, opencv_text
 from generators import GEN_TYPE  # noqa: F401  (the course code imports GEN_TYPE from here)
 from generators import DEFAULT, describe, find, make_generator
@@ -50,8 +51,7 @@ from pose_detector import PoseDetector, check_frame_size
 from project import PROJECT_DIR, DanceError, cli_main, data_path
 from Skeleton import Skeleton, crop_person, crop_square
 from VideoReader import VideoReader, scan
-from VideoSkeleton import (PROBE_FRAMES, VideoSkeleton, choose_detect_margin, combine_images, has_display,
-                           probe_detect_margin)
+from VideoSkeleton import PROBE_FRAMES, VideoSkeleton, choose_detect_margin, probe_detect_margin
 from VideoWriter import VideoWriter, check_fps
 
 DEFAULT_SOURCE = "karate1.mp4"

@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from caches import cache_dir, file_digest
 from files import check_file, check_output
 from project import DanceError, cli_main, data_path
 from VideoReader import VideoReader, scan
-from VideoSkeleton import cache_dir, file_digest
 from VideoWriter import VideoWriter
 
 VARIANTS = ("turned+20", "turned-20", "turned+35", "turned-35", "mirrored", "half-size")

@@ -25,10 +25,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from caches import save_npz_atomic
 from files import check_output
 from project import DanceError
 from quiet_mediapipe import QuietSolution, quiet_stderr
-from VideoSkeleton import save_npz_atomic
 
 SEGMENTER = "mediapipe selfie_segmentation, model 0"  # recorded in the cache: another one rebuilds it
 MASK_VERSION = 1        # bump when the masks change, so old caches are rebuilt

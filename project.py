@@ -25,7 +25,7 @@ class DanceError(Exception):
 
 def cache_location():
     """Where the project's caches live: $DANCE_CACHE when set, else cache/ in the project
-    (VideoSkeleton.cache_dir checks that it is a folder)."""
+    (caches.cache_dir checks that it is a folder)."""
     return Path(os.environ.get("DANCE_CACHE") or PROJECT_DIR / "cache")
 
 

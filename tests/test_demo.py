@@ -66,7 +66,7 @@ def test_cli_demo_runs_and_summarises(clip, tmp_path):
 
 
 def test_a_display_variable_with_no_x_server_behind_it_means_no_window(clip, monkeypatch):
-    from VideoSkeleton import has_display, x_server_answers
+    from display import has_display, x_server_answers
     with socket.socket(socket.AF_UNIX) as x_local, socket.socket() as x_tcp:
         x_local.bind("\0/tmp/.X11-unix/X4242")  # an abstract socket, as Linux X servers also listen on
         x_local.listen()

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import training as T
+from caches import save_npz_atomic
 from conftest import ROOT, assert_one_line_error, run, write_clip
 from DanceDemo import DanceDemo
 from files import OutputClaim, atomic_path, check_output, temporary_name
@@ -24,7 +25,7 @@ from generators import TABLE, make_generator
 from GenVanillaNN import GenVanillaNN
 from GenWarp import GenWarp
 from project import DanceError
-from VideoSkeleton import VideoSkeleton, save_npz_atomic
+from VideoSkeleton import VideoSkeleton
 from VideoWriter import VideoWriter
 
 TRACK = ROOT / "data" / "karate1_track.npz"
