@@ -45,11 +45,11 @@ from files import check_file, check_output, opencv_text
 from generators import GEN_TYPE  # noqa: F401  (the course code imports GEN_TYPE from here)
 from generators import DEFAULT, describe, find, make_generator
 from live import LiveCapture, Meter, live_kind
-from Motion import (SMOOTHERS, TRAVEL_ROOM, Calibration, normalised_box, smooth_stream, travel_share,
-                    video_pose_stats)
+from Motion import TRAVEL_ROOM, Calibration, normalised_box, travel_share, video_pose_stats
 from pose_detector import PoseDetector, check_frame_size
 from project import PROJECT_DIR, DanceError, cli_main, data_path
 from Skeleton import Skeleton, crop_person, crop_square
+from smoothing import SMOOTHERS, smooth_stream
 from VideoReader import VideoReader, scan
 from VideoSkeleton import PROBE_FRAMES, VideoSkeleton, choose_detect_margin, probe_detect_margin
 from VideoWriter import VideoWriter, check_fps

@@ -14,8 +14,9 @@ import pytest
 from conftest import ROOT, assert_one_line_error, read_until, run
 from DanceDemo import DanceDemo
 from live import LiveCapture, LiveFrame, Mailbox, Meter, live_kind
-from Motion import Calibration, OneEuroFilter, pose_stats, smooth_stream
+from Motion import Calibration, pose_stats
 from project import DanceError
+from smoothing import OneEuroFilter, smooth_stream
 from VideoReader import VideoReader
 
 
