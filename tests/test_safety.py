@@ -136,7 +136,7 @@ def test_a_claim_is_exclusive_and_ends_with_its_holder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.mp4"]  # no claim left
     VideoWriter(out, 25).close()  # free again
     # a holder killed with SIGKILL leaves its claim file, but not its lock
-    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from VideoReader import OutputClaim; " \
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from files import OutputClaim; " \
            f"OutputClaim({str(out)!r}).acquire(); import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
     assert os.spawnv(os.P_WAIT, sys.executable, [sys.executable, "-c", code]) != 0
     assert (tmp_path / ".demo.mp4.claim").exists()
