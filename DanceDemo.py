@@ -40,16 +40,19 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from display import combine_images, has_display
+from files import check_file, check_output, opencv_text
 from generators import GEN_TYPE  # noqa: F401  (the course code imports GEN_TYPE from here)
 from generators import DEFAULT, describe, find, make_generator
 from live import LiveCapture, Meter, live_kind
-from Motion import (SMOOTHERS, TRAVEL_ROOM, Calibration, normalised_box, smooth_stream, travel_share,
-                    video_pose_stats)
-from Skeleton import PoseDetector, Skeleton, check_frame_size, crop_person, crop_square
-from VideoReader import (PROJECT_DIR, DanceError, VideoReader, VideoWriter, check_file, check_fps, check_output,
-                         cli_main, data_path, opencv_text, scan)
-from VideoSkeleton import (PROBE_FRAMES, VideoSkeleton, choose_detect_margin, combine_images, has_display,
-                           probe_detect_margin)
+from Motion import TRAVEL_ROOM, Calibration, normalised_box, travel_share, video_pose_stats
+from pose_detector import PoseDetector, check_frame_size
+from project import PROJECT_DIR, DanceError, cli_main, data_path
+from Skeleton import Skeleton, crop_person, crop_square
+from smoothing import SMOOTHERS, smooth_stream
+from VideoReader import VideoReader, scan
+from VideoSkeleton import PROBE_FRAMES, VideoSkeleton, choose_detect_margin, probe_detect_margin
+from VideoWriter import VideoWriter, check_fps
 
 DEFAULT_SOURCE = "karate1.mp4"
 DEFAULT_TARGET = "taichi1.mp4"

@@ -18,8 +18,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nets import GenNNSkeToImage, unwrap, weights_init
+from project import DanceError, cli_main
 from training import LearnedGenerator, adam, step, train_main
-from VideoReader import DanceError, cli_main
 
 L1_WEIGHT = 100.0   # pix2pix's weight: the adversarial term sharpens, L1 keeps the pose
 CRITICS = ("pose", "image")

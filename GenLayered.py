@@ -45,10 +45,10 @@ from masks import person_masks
 from nets import UNet, images_to_tensor
 from parts import PARTS, WARP_CHUNK, bone_ends, capsule_masks, move_parts, part_weights, torso_length
 from poses import pose_maps
+from project import DanceError, cli_main
 from references import SHUNNED, Bank, BankGenerator, draw_near_to_far, near_in_time, turned_away, whole_pose_costs
 from Skeleton import full_landmarks
 from training import train_main
-from VideoReader import DanceError, cli_main
 
 DEFAULTS = {
     **RECIPE_DEFAULTS,

@@ -17,11 +17,13 @@ import argparse
 import cv2
 import numpy as np
 
+from display import combine_images
+from files import IMAGE_SUFFIXES, check_output, write_image
 from generator import Generator
 from Motion import video_pose_stats
 from poses import PoseIndex
-from VideoReader import IMAGE_SUFFIXES, DanceError, check_output, cli_main, data_path, evenly_spaced, write_image
-from VideoSkeleton import VideoSkeleton, combine_images
+from project import DanceError, cli_main, data_path, evenly_spaced
+from VideoSkeleton import VideoSkeleton
 
 
 class GenNearest(Generator):

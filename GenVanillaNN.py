@@ -11,8 +11,8 @@ Everything else (dataset, checkpoints, training loop, command line) is training.
     python GenVanillaNN.py [VIDEO] --input ske|image --epochs N [--resume]
 """
 from nets import GenNNSkeToImage, UNet
+from project import DanceError, cli_main
 from training import LearnedGenerator, adam, step, train_main
-from VideoReader import DanceError, cli_main
 
 INPUTS = ("ske", "image")
 

@@ -41,10 +41,10 @@ import torch.nn as nn
 from adversarial import RECIPE_DEFAULTS, RECIPE_RANGES, recipe_options
 from nets import UNet
 from parts import warp_parts
+from project import DanceError, cli_main
 from references import BankGenerator, draw_near_to_far, near_in_time, whole_pose_costs
 from Skeleton import full_landmarks
 from training import train_main
-from VideoReader import DanceError, cli_main
 
 DEFAULTS = {
     **RECIPE_DEFAULTS,

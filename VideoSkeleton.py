@@ -17,14 +17,10 @@ as a partial cache and resumed by the next run.
 """
 import argparse
 import contextlib
-import functools
 import hashlib
-import io
 import json
 import logging
 import os
-import re
-import socket
 import time
 from pathlib import Path
 
@@ -32,10 +28,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from Skeleton import CROP_MARGIN, DETECT_MARGIN, REDUCED_IDS, PoseDetector, Skeleton, check_frame_size, crop_person
-from VideoReader import (IMAGE_SUFFIXES, PROJECT_DIR, DanceError, OutputClaim, VideoReader, atomic_path,
-                         cache_location, check_file, check_output, cli_main, data_path, evenly_spaced, scan,
-                         write_image)
+from caches import cache_dir, check_cache, file_digest, save_npz_atomic
+from display import combine_images, has_display
+from files import IMAGE_SUFFIXES, OutputClaim, check_file, check_output, write_image
+from pose_detector import DETECT_MARGIN, PoseDetector, check_frame_size
+from project import PROJECT_DIR, DanceError, cli_main, data_path, evenly_spaced
+from Skeleton import CROP_MARGIN, REDUCED_IDS, Skeleton, crop_person
+from VideoReader import VideoReader, scan
 
 DEFAULT_EVERY = 1       # process every k-th frame
 DEFAULT_SIZE = 128      # side of the square crops, in pixels
@@ -45,22 +44,11 @@ HELD_OUT = 0.15         # the final 15% of the frames, by time, are never traine
 CACHE_VERSION = 3       # bump when the extraction changes, so old caches are rebuilt (3: streams read
                         # once from the start, never seeking; pixels stretched to their display shape;
                         # implausible detections dropped; one person followed)
-X_TIMEOUT = 0.5         # seconds an X server has to accept a connection before there is no display
 RESUME_WARM_UP = 50      # processed frames before a resume point run through the tracker again (results
                          # discarded) so that it resumes in the state an uninterrupted run had (README)
 PROBE_FRAMES = 16       # frames spread over a video on which the detection border is chosen
-MAX_FPS = 1000          # a cache's recorded frame rate beyond this (or below 1) is damage, not a video
 
 log = logging.getLogger("dance")
-
-
-def cache_dir():
-    """Where caches go: $DANCE_CACHE when set, else cache/ in the project (git-ignored)."""
-    path = cache_location()
-    if path.exists() and not path.is_dir():
-        raise DanceError(f"{path}: the cache folder{' (DANCE_CACHE)' if os.environ.get('DANCE_CACHE') else ''} "
-                         f"is a file; point DANCE_CACHE at a folder")
-    return path
 
 
 def choose_detect_margin(frames, margins=(0.0, DETECT_MARGIN)):
@@ -87,102 +75,10 @@ def probe_detect_margin(video, count=PROBE_FRAMES, survey=None):
     return choose_detect_margin([frame for _, frame in survey.samples])
 
 
-def file_digest(path, chunk=1 << 20):
-    """sha256 of a file's content: the cache follows the video's content, not its date."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def save_npz_atomic(path, **arrays):
-    """Write an .npz atomically (see `atomic_path`): a crash or Ctrl-C never leaves half a cache.
-    The archive is built in memory first: written straight to a file, a full disk leaves
-    numpy's ZipFile open, and its clean-up prints a second traceback after the error line."""
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(buffer.getbuffer())
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def check_cache(meta, skeletons, boxes, index):
-    """Raise a ValueError unless a cache's numbers are of the right kind and in range: read
-    back, they drive a training or a demo (a frame count of 10**12, a frame of 0x0 pixels)."""
-    def whole(v, low):
-        return isinstance(v, int) and not isinstance(v, bool) and v >= low
-    n = len(index)
-    if not (isinstance(meta, dict) and isinstance(meta.get("digest"), str) and isinstance(meta.get("settings"), dict)):
-        raise ValueError("no digest or settings")
-    size = meta.get("video_size")
-    fps = meta.get("video_fps")
-    if not (whole(meta.get("frames_read"), n) and isinstance(fps, (int, float)) and np.isfinite(fps)
-            and 1 <= fps <= MAX_FPS and isinstance(size, list) and len(size) == 2 and all(whole(v, 1) for v in size)):
-        raise ValueError(f"frames read {meta.get('frames_read')!r}, frame rate {fps!r} or frame size {size!r}")
-    if not (np.issubdtype(index.dtype, np.integer) and (n == 0 or index[0] >= 0) and np.all(np.diff(index) > 0)):
-        raise ValueError("frame numbers not increasing")
-    if not (np.isfinite(boxes).all() and np.all(boxes[:, 2] > 0) and np.isfinite(skeletons[:, :, :2]).all()):
-        raise ValueError("crop boxes or skeletons not finite")
-
-
 def split_indices(count, held_out=HELD_OUT):
     """Training and held-out indices of `count` frames in time order: the last `held_out` fraction is held out."""
     n_val = int(round(count * held_out))
     return np.arange(count - n_val), np.arange(count - n_val, count)
-
-
-def x_server_answers(display, timeout=X_TIMEOUT):
-    """Whether the X server of `display` (the DISPLAY variable: ":0", "unix:1.0", "host:10.0")
-    accepts a connection: its local socket (/tmp/.X11-unix/X<n>, or Linux's abstract one of that
-    name), or TCP port 6000 + n on a remote host."""
-    match = re.fullmatch(r"(?:(?P<host>[^:/]*)/)?(?P<name>[^:]*):(?P<n>\d+)(?:\.\d+)?", display.strip())
-    if match is None:
-        return False
-    host, n = match["name"], int(match["n"])
-    local = host in ("", "unix")
-    targets = [(socket.AF_UNIX, f"/tmp/.X11-unix/X{n}"), (socket.AF_UNIX, f"\0/tmp/.X11-unix/X{n}")] if local \
-        else [(socket.AF_INET, (host, 6000 + n))]
-    for family, address in targets:
-        try:
-            with socket.socket(family, socket.SOCK_STREAM) as s:
-                s.settimeout(timeout)
-                s.connect(address)
-                return True
-        except OSError:
-            continue
-    return False
-
-
-def has_display():
-    """Whether an OpenCV window can open. On Linux that needs an X server that answers (OpenCV's
-    Qt aborts the process, exit 134, when DISPLAY names one that does not: then the video is
-    written instead, and said)."""
-    if os.name == "nt" or os.uname().sysname == "Darwin":
-        return True
-    display = os.environ.get("DISPLAY")
-    return bool(display) and _display_answers(display)
-
-
-@functools.lru_cache(maxsize=None)
-def _display_answers(display):
-    """`x_server_answers`, asked once per DISPLAY value, and said once when it does not."""
-    if x_server_answers(display):
-        return True
-    log.info("DISPLAY=%s is set but no X server answers there: no window (written to a file instead)", display)
-    return False
-
-
-def combine_images(*images):
-    """Place images side by side on a black canvas as tall as the tallest."""
-    height = max(im.shape[0] for im in images)
-    canvas = np.zeros((height, sum(im.shape[1] for im in images), 3), dtype=np.uint8)
-    x = 0
-    for im in images:
-        canvas[:im.shape[0], x:x + im.shape[1]] = im
-        x += im.shape[1]
-    return canvas
 
 
 class VideoSkeleton:
@@ -242,14 +138,8 @@ class VideoSkeleton:
             self.detect_margin, total = probe_detect_margin(video, survey=survey), survey.count
         t0, frames_read, next_frame = time.perf_counter(), state["frames_read"], start
         detector = PoseDetector(tracking=True, margin=self.detect_margin)
-        if start:  # the tracker's state (where the person was, its smoothing) rebuilt on the frames before
-            warm = min(RESUME_WARM_UP, start // self.every)
-            video.skip(start - warm * self.every)  # forwards, frame by frame: exact on any stream
-            for _ in range(warm):
-                frame = video.read()
-                if frame is not None:
-                    detector.detect(frame)
-                video.skip(self.every - 1)
+        if start:
+            self._warm_up(video, detector, start)
         bar = tqdm(total=total or None, initial=start, unit="frame", disable=not progress,
                    desc=f"skeletons {self.filename.name}", dynamic_ncols=True)
         try:
@@ -288,6 +178,18 @@ class VideoSkeleton:
         self._write(self.cache_file, digest, skeletons, boxes, index, jpegs, frames_read, video)
         self.partial_file.unlink(missing_ok=True)
         self._load(self.cache_file)
+
+    def _warm_up(self, video, detector, start):
+        """Rebuild the tracker's state (where the person was, its smoothing) on the processed frames
+        before frame `start` (results discarded), leaving `video` at `start`: a resumed run goes on
+        as an uninterrupted one would."""
+        warm = min(RESUME_WARM_UP, start // self.every)
+        video.skip(start - warm * self.every)  # forwards, frame by frame: exact on any stream
+        for _ in range(warm):
+            frame = video.read()
+            if frame is not None:
+                detector.detect(frame)
+            video.skip(self.every - 1)
 
     def _resume_state(self, digest):
         """What a previous interrupted run saved, if it is for this video and these settings."""

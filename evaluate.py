@@ -68,15 +68,18 @@ import torch
 from tqdm import tqdm
 
 from DanceDemo import DEFAULT_SMOOTHER, PANEL, DanceDemo, panel_transform, place_crop
+from files import IMAGE_SUFFIXES, atomic_path, check_output, write_image
 from generators import DEFAULT, TABLE, find, make_generator
 from hard_clips import VARIANTS, make_clip
-from Motion import SMOOTHERS, crop_landmarks, drive_track, video_pose_stats
+from Motion import crop_landmarks, drive_track, video_pose_stats
 from nets import resize_all
+from pose_detector import MIN_FRAME_SIDE, PoseDetector
 from poses import EDIT_FAMILIES, PoseIndex, unseen_poses
-from Skeleton import CROP_MARGIN, MIN_FRAME_SIDE, PoseDetector, Skeleton, reduced_vectors
+from project import DanceError, cli_main, data_path, evenly_spaced
+from Skeleton import CROP_MARGIN, Skeleton, reduced_vectors
+from smoothing import SMOOTHERS
 from training import MODELS_DIR, comparison_grid, model_path
-from VideoReader import (IMAGE_SUFFIXES, DanceError, VideoReader, atomic_path, check_output, cli_main, data_path,
-                         evenly_spaced, write_image)
+from VideoReader import VideoReader
 from VideoSkeleton import DEFAULT_SIZE, HELD_OUT, MAX_SIZE, PROBE_FRAMES, VideoSkeleton, choose_detect_margin
 
 # ---- defaults ----

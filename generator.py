@@ -28,7 +28,7 @@ import numbers
 import numpy as np
 
 from Motion import check_pose_stats
-from VideoReader import DanceError
+from project import DanceError
 from VideoSkeleton import MAX_SIZE, MIN_SIZE
 
 # The config entries every generator that knows its target has (see the module docstring).

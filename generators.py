@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
+from caches import file_digest
 from generator import check_config
 from GenGAN import GenGAN
 from GenLayered import GenLayered
@@ -18,9 +19,9 @@ from GenNearest import GenNearest
 from GenPix2Pix import GenPix2Pix
 from GenVanillaNN import GenVanillaNN
 from GenWarp import GenWarp
+from project import DanceError
 from training import MODELS_DIR, model_path
-from VideoReader import DanceError
-from VideoSkeleton import VideoSkeleton, file_digest
+from VideoSkeleton import VideoSkeleton
 
 
 @dataclass(frozen=True)

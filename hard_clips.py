@@ -19,8 +19,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from VideoReader import DanceError, VideoReader, VideoWriter, check_file, check_output, cli_main, data_path, scan
-from VideoSkeleton import cache_dir, file_digest
+from caches import cache_dir, file_digest
+from files import check_file, check_output
+from project import DanceError, cli_main, data_path
+from VideoReader import VideoReader, scan
+from VideoWriter import VideoWriter
 
 VARIANTS = ("turned+20", "turned-20", "turned+35", "turned-35", "mirrored", "half-size")
 HALF = 0.5   # the half-size clip: the picture at this scale, centred in a frame of the source's size

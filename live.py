@@ -28,7 +28,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from VideoReader import DanceError, VideoReader
+from project import DanceError
+from VideoReader import VideoReader
 
 OPEN_TIMEOUT_S = 10        # a stream that has not opened by then is an error, not a hang
 READ_TIMEOUT_S = 10        # a stream that sends nothing for this long has stopped

@@ -25,9 +25,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from Skeleton import QuietSolution, quiet_stderr
-from VideoReader import DanceError, check_output
-from VideoSkeleton import save_npz_atomic
+from caches import save_npz_atomic
+from files import check_output
+from project import DanceError
+from quiet_mediapipe import QuietSolution, quiet_stderr
 
 SEGMENTER = "mediapipe selfie_segmentation, model 0"  # recorded in the cache: another one rebuilds it
 MASK_VERSION = 1        # bump when the masks change, so old caches are rebuilt
@@ -40,7 +41,7 @@ class Segmenter(QuietSolution):
     255 where a person is certain, 0 where the background is."""
 
     def __init__(self):
-        with quiet_stderr():  # its inference engine prints start-up banners (see Skeleton.PoseDetector)
+        with quiet_stderr():  # its inference engine prints start-up banners (see pose_detector.PoseDetector)
             import mediapipe as mp
             self._solution = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
             self._solution.process(np.zeros((64, 64, 3), np.uint8))

@@ -24,7 +24,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from VideoReader import DanceError
+from project import DanceError
 
 
 def pick_device(name=None):

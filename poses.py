@@ -239,16 +239,12 @@ def _bend(lm, degrees):
     return list(range(len(lm)))
 
 
-def edit_pose(landmarks, family, rng):
-    """One real skeleton (33, 4) edited into a pose of `family` (see EDIT_FAMILIES), every bone
-    kept at its length (rigid turns of limb chains about their joints; the whole body for a
-    lean, the body above the hips for a torso lean or a bend, the legs then aimed as before;
-    the mirror image swaps the sides). No edit moves the whole figure: a crop is cut around
-    the person wherever they stand. Returns (edited landmarks, ids of those that moved)."""
-    lm = np.asarray(landmarks, np.float32).copy()
-    j = rng.uniform(-EDIT_JITTER, EDIT_JITTER)
-    side = ("left", "right")[rng.integers(2)]
-    out = lambda s: _outward(lm, s)  # noqa: E731
+ARM_FAMILIES = ("arms_up", "arms_out", "arms_v", "elbows_bent", "arms_crossed")  # the edits that move the arms only
+
+
+def _edit_arms(lm, family, j, out):
+    """`edit_pose` for a family of ARM_FAMILIES: `lm` (33, 4) edited in place, `j` the jitter in
+    degrees, `out(side)` the side's outward direction (+1 or -1 in x); returns the ids moved."""
     if family == "arms_up":       # both arms straight up, a little apart
         moved = _arms(lm, lambda s: _turn(UP, out(s) * (15 + j)))
     elif family == "arms_out":    # both arms straight out sideways
@@ -263,6 +259,28 @@ def edit_pose(landmarks, family, rng):
             perp = min((_turn(upper, 90), _turn(upper, -90)), key=lambda v: v[1])  # the one pointing up
             _aim(lm, mid, (end, *tips), _turn(perp, j))
             moved += [end, *tips]
+    elif family == "arms_crossed":  # both arms raised, the forearms crossed above the head
+        moved = []
+        for s in ("left", "right"):
+            root, mid, end, tips = ARMS[s]
+            _aim(lm, root, (mid, end, *tips), _turn(UP, out(s) * (10 + j / 2)))  # upper arms nearly upright
+            _aim(lm, mid, (end, *tips), _turn(UP, -out(s) * 85))                 # forearms across, over the head
+            moved += [mid, end, *tips]
+    return moved
+
+
+def edit_pose(landmarks, family, rng):
+    """One real skeleton (33, 4) edited into a pose of `family` (see EDIT_FAMILIES), every bone
+    kept at its length (rigid turns of limb chains about their joints; the whole body for a
+    lean, the body above the hips for a torso lean or a bend, the legs then aimed as before;
+    the mirror image swaps the sides). No edit moves the whole figure: a crop is cut around
+    the person wherever they stand. Returns (edited landmarks, ids of those that moved)."""
+    lm = np.asarray(landmarks, np.float32).copy()
+    j = rng.uniform(-EDIT_JITTER, EDIT_JITTER)
+    side = ("left", "right")[rng.integers(2)]
+    out = lambda s: _outward(lm, s)  # noqa: E731
+    if family in ARM_FAMILIES:
+        moved = _edit_arms(lm, family, j, out)
     elif family == "knee_lift":   # one thigh raised towards horizontal, shin hanging
         moved = _leg(lm, side, _turn(np.array([out(side), 0.0]), out(side) * (20 + j)), DOWN)
     elif family == "kick":        # one leg straight out and up
@@ -300,13 +318,6 @@ def edit_pose(landmarks, family, rng):
         moved = [i for s in ("left", "right") for i in _leg(lm, s, _turn(DOWN, -out(s) * (40 + j)),
                                                             _turn(DOWN, out(s) * 25))]
         moved += _arms(lm, lambda s: _turn(np.array([out(s), 0.0]), -out(s) * (55 + j)))
-    elif family == "arms_crossed":  # both arms raised, the forearms crossed above the head
-        moved = []
-        for s in ("left", "right"):
-            root, mid, end, tips = ARMS[s]
-            _aim(lm, root, (mid, end, *tips), _turn(UP, out(s) * (10 + j / 2)))  # upper arms nearly upright
-            _aim(lm, mid, (end, *tips), _turn(UP, -out(s) * 85))                 # forearms across, over the head
-            moved += [mid, end, *tips]
     else:
         raise ValueError(f"unknown pose edit {family!r}; choose one of {', '.join(EDIT_FAMILIES)}")
     return lm, sorted(set(moved))

@@ -56,15 +56,16 @@ import torch.distributed as dist
 import torch.nn as nn
 from tqdm import tqdm
 
+from caches import file_digest
+from files import IMAGE_SUFFIXES, OutputClaim, atomic_path, check_file, check_output, write_image
 from generator import Generator, finite_number
 from Motion import check_pose_stats, video_pose_stats
 from nets import (bgr_to_rgb_chw, distribute, images_to_tensor, pick_device, resize_all, rgb_chw_to_bgr,
                   tensor_to_images, unwrap)
 from poses import PoseIndex, pose_images
+from project import PROJECT_DIR, DanceError, data_path, evenly_spaced, note_stop, stop_signals
 from Skeleton import reduced_vectors
-from VideoReader import (IMAGE_SUFFIXES, PROJECT_DIR, DanceError, OutputClaim, atomic_path, check_file,
-                         check_output, data_path, evenly_spaced, note_stop, stop_signals, write_image)
-from VideoSkeleton import DEFAULT_SIZE, HELD_OUT, MAX_SIZE, MIN_SIZE, VideoSkeleton, file_digest
+from VideoSkeleton import DEFAULT_SIZE, HELD_OUT, MAX_SIZE, MIN_SIZE, VideoSkeleton
 
 # ---- defaults: the settings every learned generator has (each one's module adds its own) ----
 TRAINING_DEFAULTS = {

@@ -14,8 +14,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from project import data_dir  # noqa: E402
 from Skeleton import reduced_vectors  # noqa: E402
-from VideoReader import VideoReader, data_dir  # noqa: E402
+from VideoReader import VideoReader  # noqa: E402
 
 
 def run(script, *args, env=None, cwd=ROOT):

@@ -13,7 +13,8 @@ from browser import browser, play
 from conftest import ROOT, assert_one_line_error, run
 from DanceDemo import DanceDemo
 from generators import GEN_TYPE, TABLE, parse_gen_type
-from VideoReader import DanceError, VideoReader
+from project import DanceError
+from VideoReader import VideoReader
 from VideoSkeleton import VideoSkeleton
 
 
@@ -65,7 +66,7 @@ def test_cli_demo_runs_and_summarises(clip, tmp_path):
 
 
 def test_a_display_variable_with_no_x_server_behind_it_means_no_window(clip, monkeypatch):
-    from VideoSkeleton import has_display, x_server_answers
+    from display import has_display, x_server_answers
     with socket.socket(socket.AF_UNIX) as x_local, socket.socket() as x_tcp:
         x_local.bind("\0/tmp/.X11-unix/X4242")  # an abstract socket, as Linux X servers also listen on
         x_local.listen()
@@ -211,7 +212,7 @@ def test_smoothing_choices_are_checked(clip):
 # ---- videos people can play and hear ----
 def probe(path):
     """(codec names of the streams, duration in seconds) of a media file, from ffmpeg's report."""
-    from VideoReader import ffmpeg
+    from VideoWriter import ffmpeg
     report = subprocess.run([ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
     codecs = re.findall(r"Stream #\S+.*?: (Video|Audio): (\w+)", report)
     h, m, s = re.search(r"Duration: (\d+):(\d+):([\d.]+)", report).groups()
@@ -219,7 +220,7 @@ def probe(path):
 
 
 def test_the_demo_writes_h264_with_the_sources_sound(karate_path, tmp_path):
-    from VideoReader import ffmpeg
+    from VideoWriter import ffmpeg
     source = tmp_path / "dance.mp4"  # 2.4 s of karate1.mp4 with its AAC sound
     subprocess.run([ffmpeg(), "-v", "error", "-ss", "4", "-t", "2.4", "-i", str(karate_path), "-c:v", "libx264",
                     "-c:a", "aac", str(source)], check=True, timeout=120)

@@ -11,9 +11,9 @@ import evaluate as ev
 from conftest import ROOT
 from generators import DEFAULT, TABLE
 from hard_clips import VARIANTS
+from pose_detector import PoseDetector
 from poses import EDIT_FAMILIES
 from VideoSkeleton import VideoSkeleton
-from Skeleton import PoseDetector
 
 
 def smooth_image(seed=0, size=64, sigma=3):

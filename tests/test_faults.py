@@ -17,10 +17,13 @@ import torch
 
 import training as T
 from conftest import ROOT, as_in_a_terminal, assert_one_line_error, read_until, run, write_clip
+from files import atomic_path, write_image
 from GenVanillaNN import GenVanillaNN
-from Skeleton import DETECT_MARGIN, MIN_VISIBILITY, PoseDetector, plausible
-from VideoReader import DanceError, VideoReader, VideoWriter, atomic_path, write_image
+from pose_detector import DETECT_MARGIN, MIN_VISIBILITY, PoseDetector, plausible
+from project import DanceError
+from VideoReader import VideoReader
 from VideoSkeleton import VideoSkeleton, probe_detect_margin
+from VideoWriter import VideoWriter
 
 
 def ffmpeg(*args):

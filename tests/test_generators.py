@@ -9,9 +9,9 @@ from GenPix2Pix import GenPix2Pix
 from GenVanillaNN import GenVanillaNN
 from nets import images_to_tensor, pick_device, tensor_to_images
 from poses import LIMBS, pose_images, pose_maps
+from project import DanceError
 from Skeleton import Skeleton
 from training import load_checkpoint
-from VideoReader import DanceError
 from VideoSkeleton import VideoSkeleton, split_indices
 
 KINDS = [("ske", GenVanillaNN), ("image", GenVanillaNN), ("ske", GenGAN)]

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from hard_clips import VARIANTS, clip_path, make_clip, transform
-from VideoReader import DanceError, VideoReader
+from project import DanceError
+from VideoReader import VideoReader
 
 
 def bar_frame(w=64, h=48):

@@ -19,7 +19,7 @@ from nets import images_to_tensor
 from parts import PARTS, capsule_masks, move_parts, warp_parts
 from poses import MIRROR, edit_pose, pose_maps
 from test_warp import SIZE, smooth_images, training_batch
-from VideoReader import DanceError
+from project import DanceError
 from VideoSkeleton import VideoSkeleton
 
 

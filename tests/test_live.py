@@ -14,8 +14,10 @@ import pytest
 from conftest import ROOT, as_in_a_terminal, assert_one_line_error, read_until, run
 from DanceDemo import DanceDemo
 from live import LiveCapture, LiveFrame, Mailbox, Meter, live_kind
-from Motion import Calibration, OneEuroFilter, pose_stats, smooth_stream
-from VideoReader import DanceError, VideoReader
+from Motion import Calibration, pose_stats
+from project import DanceError
+from smoothing import OneEuroFilter, smooth_stream
+from VideoReader import VideoReader
 
 
 def test_live_sources_are_told_from_files():
@@ -64,7 +66,7 @@ def test_a_slow_consumer_drops_frames_instead_of_queueing(clip):
 def test_a_stream_url_is_read(clip):
     """An HTTP stream from a server on this machine: the URL path of LiveCapture. The clip is
     served as MPEG-TS, the container live streams use (an mp4 needs seeking to its index)."""
-    from VideoReader import ffmpeg
+    from VideoWriter import ffmpeg
     stream = clip.with_suffix(".ts")
     subprocess.run([ffmpeg(), "-v", "error", "-i", str(clip), "-c:v", "libx264", "-f", "mpegts", str(stream)],
                    check=True, timeout=120)

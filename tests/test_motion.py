@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import Motion as M
+import smoothing as S
 from Skeleton import Skeleton, square_box
 
 
@@ -17,13 +18,13 @@ def noisy():
 @pytest.mark.parametrize("method", ["median", "one_euro"])
 def test_smoothing_leaves_a_constant_track_unchanged(noisy, method):
     truth, _ = noisy
-    np.testing.assert_allclose(M.smooth_track(truth, method), truth, atol=1e-6)
+    np.testing.assert_allclose(S.smooth_track(truth, method), truth, atol=1e-6)
 
 
 @pytest.mark.parametrize("method", ["median", "one_euro"])
 def test_smoothing_reduces_jitter(noisy, method):
     truth, track = noisy
-    smooth = M.smooth_track(track, method)
+    smooth = S.smooth_track(track, method)
     jitter = lambda t: np.abs(np.diff(t, axis=0)).mean()  # noqa: E731
     assert jitter(smooth) < jitter(track) / 2
     assert np.abs(smooth - truth).mean() < np.abs(track - truth).mean()
@@ -32,7 +33,7 @@ def test_smoothing_reduces_jitter(noisy, method):
 def test_smoothing_follows_real_motion():
     """A landmark moving steadily is not held back by the median (centred window)."""
     track = np.linspace(0, 1, 30, dtype=np.float32)[:, None, None] * np.ones((1, 33, 4), np.float32)
-    np.testing.assert_allclose(M.median_smooth(track)[2:-2], track[2:-2], atol=1e-6)
+    np.testing.assert_allclose(S.median_smooth(track)[2:-2], track[2:-2], atol=1e-6)
 
 
 def test_the_live_median_gives_the_offline_median_and_keeps_gaps():
@@ -41,9 +42,9 @@ def test_the_live_median_gives_the_offline_median_and_keeps_gaps():
     track[7] = np.nan        # nobody found
     track[3, 5] = np.nan     # one landmark unknown
     items = [(i, None if np.isnan(x).all() else x) for i, x in enumerate(track)]
-    out = list(M.smooth_stream(items, "median"))
+    out = list(S.smooth_stream(items, "median"))
     assert [i for i, _ in out] == list(range(23))
-    offline = M.median_smooth(track)
+    offline = S.median_smooth(track)
     assert out[7][1] is None
     for i, lm in out:
         if lm is not None:
@@ -54,8 +55,8 @@ def test_the_live_median_gives_the_offline_median_and_keeps_gaps():
 def test_the_live_one_euro_filter_gives_the_offline_one():
     rng = np.random.default_rng(2)
     track = rng.normal(size=(15, 33, 4)).astype(np.float32)
-    live = [lm for _, lm in M.smooth_stream(((i, x) for i, x in enumerate(track)), "one_euro", fps=25)]
-    np.testing.assert_allclose(np.stack(live), M.one_euro_smooth(track, fps=25), atol=1e-6)
+    live = [lm for _, lm in S.smooth_stream(((i, x) for i, x in enumerate(track)), "one_euro", fps=25)]
+    np.testing.assert_allclose(np.stack(live), S.one_euro_smooth(track, fps=25), atol=1e-6)
 
 
 def test_timeline_puts_missing_frames_back():

@@ -17,13 +17,16 @@ import pytest
 import torch
 
 import training as T
+from caches import save_npz_atomic
 from conftest import ROOT, assert_one_line_error, run, write_clip
 from DanceDemo import DanceDemo
+from files import OutputClaim, atomic_path, check_output, temporary_name
 from generators import TABLE, make_generator
 from GenVanillaNN import GenVanillaNN
 from GenWarp import GenWarp
-from VideoReader import DanceError, OutputClaim, VideoWriter, _temporary_name, atomic_path, check_output
-from VideoSkeleton import VideoSkeleton, save_npz_atomic
+from project import DanceError
+from VideoSkeleton import VideoSkeleton
+from VideoWriter import VideoWriter
 
 TRACK = ROOT / "data" / "karate1_track.npz"
 SHIPPED = ROOT / "models" / "taichi1_vanilla_nn_ske.pth"
@@ -133,7 +136,7 @@ def test_a_claim_is_exclusive_and_ends_with_its_holder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.mp4"]  # no claim left
     VideoWriter(out, 25).close()  # free again
     # a holder killed with SIGKILL leaves its claim file, but not its lock
-    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from VideoReader import OutputClaim; " \
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from files import OutputClaim; " \
            f"OutputClaim({str(out)!r}).acquire(); import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
     assert os.spawnv(os.P_WAIT, sys.executable, [sys.executable, "-c", code]) != 0
     assert (tmp_path / ".demo.mp4.claim").exists()
@@ -284,7 +287,7 @@ def full_disk_under(path):
     write to it fails with ENOSPC, as on a full disk."""
     if not Path("/dev/full").is_char_device():
         pytest.skip("no /dev/full here")
-    _temporary_name(Path(path)).symlink_to("/dev/full")
+    temporary_name(Path(path)).symlink_to("/dev/full")
 
 
 def test_a_full_disk_while_saving_a_model_is_one_line_and_no_file(tmp_path):

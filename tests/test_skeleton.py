@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from Skeleton import (BONES, REDUCED_IDS, SIDE_COLOURS, PoseDetector, Skeleton, crop_person,
-                      crop_square, square_box)
+from pose_detector import PoseDetector
+from Skeleton import BONES, REDUCED_IDS, SIDE_COLOURS, Skeleton, crop_person, crop_square, square_box
 
 
 def synthetic(seed=0, spread=0.2, centre=(0.5, 0.5)):

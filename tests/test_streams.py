@@ -9,8 +9,9 @@ import pytest
 
 import hard_clips
 from conftest import run, write_clip
-from VideoReader import VideoReader, ffmpeg as ffmpeg_exe, scan, stream_starts
+from VideoReader import VideoReader, scan
 from VideoSkeleton import VideoSkeleton
+from VideoWriter import ffmpeg as ffmpeg_exe, stream_starts
 
 FPS = 25
 SR = 8000   # audio compared at this rate (samples per second)

@@ -10,7 +10,7 @@ from conftest import ROOT
 from generator import TARGET_KEYS, Generator
 from generators import TABLE, make_generator
 from GenVanillaNN import GenVanillaNN
-from VideoReader import DanceError
+from project import DanceError
 
 MODULES = {p.stem: p for p in ROOT.glob("*.py")}
 GENERATOR_MODULES = {row.cls.__module__ for row in TABLE}

@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-import Skeleton
+import pose_detector
 from conftest import write_clip
-from VideoReader import DanceError, VideoReader
+from project import DanceError
+from VideoReader import VideoReader
 from VideoSkeleton import VideoSkeleton
 
 
@@ -89,7 +90,7 @@ def test_no_person_gives_an_error_and_no_cache(empty_scene, private_cache):
 
 def test_interrupted_extraction_resumes_to_the_same_result(clip, monkeypatch, private_cache):
     full = VideoSkeleton(clip, every=2, progress=False)
-    calls, real_detect = [0], Skeleton.PoseDetector.detect
+    calls, real_detect = [0], pose_detector.PoseDetector.detect
 
     def detect_then_interrupt(self, image):
         calls[0] += self.tracking  # the extraction's detector (the border is chosen with static ones first)
@@ -97,12 +98,12 @@ def test_interrupted_extraction_resumes_to_the_same_result(clip, monkeypatch, pr
             raise KeyboardInterrupt
         return real_detect(self, image)
 
-    monkeypatch.setattr(Skeleton.PoseDetector, "detect", detect_then_interrupt)
+    monkeypatch.setattr(pose_detector.PoseDetector, "detect", detect_then_interrupt)
     full.cache_file.unlink()
     with pytest.raises(KeyboardInterrupt):
         VideoSkeleton(clip, every=2, progress=False)
     assert full.partial_file.exists() and not full.cache_file.exists()
-    monkeypatch.setattr(Skeleton.PoseDetector, "detect", real_detect)
+    monkeypatch.setattr(pose_detector.PoseDetector, "detect", real_detect)
     resumed = VideoSkeleton(clip, every=2, progress=False)
     assert not full.partial_file.exists() and resumed.frames_read == full.frames_read
     # The tracker is run again over the frames before the resume point (all of them here: fewer
@@ -132,9 +133,9 @@ def test_extraction_follows_the_first_person_and_says_another_is_in_view(tmp_pat
 
 
 def test_after_a_long_absence_the_detector_follows_another_person_and_says_so(karate_frames, monkeypatch, caplog):
-    monkeypatch.setattr(Skeleton, "FOLLOW_CALLS", 3)
+    monkeypatch.setattr(pose_detector, "FOLLOW_CALLS", 3)
     found = []
-    with caplog.at_level("WARNING", logger="dance"), Skeleton.PoseDetector(tracking=True, margin=0) as detector:
+    with caplog.at_level("WARNING", logger="dance"), pose_detector.PoseDetector(tracking=True, margin=0) as detector:
         for frame in two_people(karate_frames):
             ske = detector.detect(frame)
             found.append(None if ske is None else float(np.nanmean(ske.landmarks[[11, 12, 23, 24], 0])))

@@ -11,8 +11,8 @@ from GenWarp import GenWarp
 from nets import images_to_tensor, tensor_to_images
 from parts import PARTS, bone_ends, facing, part_transforms, torso_length, warp_parts
 from poses import edit_pose, pose_maps
+from project import DanceError
 from references import painting_loss
-from VideoReader import DanceError
 
 SIZE = 32  # tiny images: the geometry is size-free, the tests are quick
 
