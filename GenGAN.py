@@ -17,8 +17,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nets import GenNNSkeToImage, unwrap, weights_init
-from training import LearnedGenerator, adam, step, train_main
+from data_parallel import unwrap
+from learned_generator import LearnedGenerator
+from nets import GenNNSkeToImage, weights_init
+from optimisers import adam, step
+from trainer_cli import train_main
 from VideoReader import DanceError, cli_main
 
 L1_WEIGHT = 100.0   # pix2pix's weight: the adversarial term sharpens, L1 keeps the pose

@@ -47,7 +47,7 @@ from parts import PARTS, WARP_CHUNK, bone_ends, capsule_masks, move_parts, part_
 from poses import pose_maps
 from references import SHUNNED, Bank, BankGenerator, draw_near_to_far, near_in_time, turned_away, whole_pose_costs
 from Skeleton import full_landmarks
-from training import train_main
+from trainer_cli import train_main
 from VideoReader import DanceError, cli_main
 
 DEFAULTS = {

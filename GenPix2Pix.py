@@ -19,7 +19,7 @@ in commit 6f74a36.
 from adversarial import RECIPE_DEFAULTS, AdversarialGenerator, recipe_options
 from nets import UNet
 from poses import pose_maps
-from training import train_main
+from trainer_cli import train_main
 from VideoReader import cli_main
 
 DEFAULTS = {**RECIPE_DEFAULTS, "image_size": 128}  # the crop size of the dataset: no upsampling at inference

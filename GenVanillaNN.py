@@ -6,12 +6,15 @@ Two inputs, two networks (nets.py):
                  ConvTranspose layers to a 3x64x64 image (the seed's design).
   --input image  a four-level UNet on the skeleton drawn as a 64x64 stick figure: its
                  skip connections carry the limbs' positions straight to the decoder.
-Everything else (dataset, checkpoints, training loop, command line) is training.py's.
+Everything else (dataset, checkpoints, training loop, command line) is shared: learned_generator.py,
+training.py, trainer_cli.py and the modules they use.
 
     python GenVanillaNN.py [VIDEO] --input ske|image --epochs N [--resume]
 """
+from learned_generator import LearnedGenerator
 from nets import GenNNSkeToImage, UNet
-from training import LearnedGenerator, adam, step, train_main
+from optimisers import adam, step
+from trainer_cli import train_main
 from VideoReader import DanceError, cli_main
 
 INPUTS = ("ske", "image")
@@ -27,7 +30,7 @@ class GenVanillaNN(LearnedGenerator):
     """
 
     kind = "GenVanillaNN"
-    defaults = {"input": "ske"}  # image_size 64, batch 32, lr 2e-4: training.TRAINING_DEFAULTS
+    defaults = {"input": "ske"}  # image_size 64, batch 32, lr 2e-4: training_settings.TRAINING_DEFAULTS
 
     def build(self):
         if self.config["input"] not in INPUTS:

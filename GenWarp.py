@@ -43,7 +43,7 @@ from nets import UNet
 from parts import warp_parts
 from references import BankGenerator, draw_near_to_far, near_in_time, whole_pose_costs
 from Skeleton import full_landmarks
-from training import train_main
+from trainer_cli import train_main
 from VideoReader import DanceError, cli_main
 
 DEFAULTS = {

@@ -20,8 +20,11 @@ import copy
 import numpy as np
 import torch
 
-from nets import MultiscaleDiscriminator, feature_matching_loss, lsgan_loss, unwrap, weights_init
-from training import LearnedGenerator, adam, calibration_batches, ema_decay, ema_update, recalibrate_batch_norm, step
+from data_parallel import unwrap
+from ema import calibration_batches, ema_decay, ema_update, recalibrate_batch_norm
+from learned_generator import LearnedGenerator
+from nets import MultiscaleDiscriminator, feature_matching_loss, lsgan_loss, weights_init
+from optimisers import adam, step
 
 RECIPE_DEFAULTS = {
     "batch_size": 8,
@@ -32,7 +35,7 @@ RECIPE_DEFAULTS = {
     "d_base": 32,         # critic channels at its first layer
     "d_scales": 2,        # critics at full and half resolution
 }
-# The range of each (see training.TRAINING_RANGES): a negative weight turns a penalty into a reward,
+# The range of each (see training_settings.TRAINING_RANGES): a negative weight turns a penalty into a reward,
 # a decay of 1 freezes the average at its random start.
 RECIPE_RANGES = {
     "l1_weight": (0, 1e4),
@@ -65,7 +68,7 @@ def split_outputs(outputs, n):
 
 
 def recipe_options(parser):
-    """The recipe's options on a trainer's command line (training.train_main's extra_args)."""
+    """The recipe's options on a trainer's command line (trainer_cli.train_main's extra_args)."""
     parser.add_argument("--l1-weight", type=float, default=RECIPE_DEFAULTS["l1_weight"], help="weight of the L1 term")
     parser.add_argument("--fm-weight", type=float, default=RECIPE_DEFAULTS["fm_weight"],
                         help="weight of feature matching")
@@ -101,7 +104,7 @@ class AdversarialGenerator(LearnedGenerator):
         self.netD = MultiscaleDiscriminator(6, c["d_base"], c["d_scales"]).to(self.device)
         self.netD.apply(weights_init)
         self.optD = adam(self.netD.parameters(), c["lr"])
-        self.ema_updates = 0  # for the average's warm-up (training.ema_decay)
+        self.ema_updates = 0  # for the average's warm-up (ema.ema_decay)
 
     @property
     def inference_net(self):

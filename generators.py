@@ -2,7 +2,7 @@
 
 The demo (`--gen-type`), the evaluation (one row per generator), the tests and every
 `--help` read this table, so adding a generator is one class (a module beside the others,
-subclassing generator.Generator or training.LearnedGenerator) plus one row here.
+subclassing generator.Generator or learned_generator.LearnedGenerator) plus one row here.
 
     gen = make_generator("pix2pix", target="data/taichi1.mp4")   # models/taichi1_pix2pix.pth
     gen = make_generator(GEN_TYPE.NEAREST, target="data/taichi1.mp4")
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
+from checkpoints import MODELS_DIR, model_path
 from generator import check_config
 from GenGAN import GenGAN
 from GenLayered import GenLayered
@@ -18,7 +19,6 @@ from GenNearest import GenNearest
 from GenPix2Pix import GenPix2Pix
 from GenVanillaNN import GenVanillaNN
 from GenWarp import GenWarp
-from training import MODELS_DIR, model_path
 from VideoReader import DanceError
 from VideoSkeleton import VideoSkeleton, file_digest
 

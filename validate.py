@@ -14,12 +14,12 @@ import logging
 
 import numpy as np
 
+from checkpoints import model_kind
 from evaluate import REDETECT_MARGIN, cell, detections, fidelity, outputs
 from generators import TABLE
 from Motion import crop_landmarks
 from poses import EDIT_FAMILIES, unseen_poses
 from Skeleton import CROP_MARGIN, PoseDetector
-from training import model_kind
 from VideoReader import DanceError, cli_main, data_path
 from VideoSkeleton import VideoSkeleton
 

@@ -4,13 +4,14 @@ import pytest
 import torch
 
 import training as T
+from checkpoints import load_checkpoint
+from ema import ema_decay
 from GenGAN import GenGAN
 from GenPix2Pix import GenPix2Pix
 from GenVanillaNN import GenVanillaNN
 from nets import images_to_tensor, pick_device, tensor_to_images
 from poses import LIMBS, pose_images, pose_maps
 from Skeleton import Skeleton
-from training import load_checkpoint
 from VideoReader import DanceError
 from VideoSkeleton import VideoSkeleton, split_indices
 
@@ -252,6 +253,6 @@ def test_device_mistakes_are_clear_errors():
 
 
 def test_the_average_warms_up_then_keeps_its_decay():
-    decays = [T.ema_decay(0.999, n) for n in (0, 10, 100, 1000, 20000)]
+    decays = [ema_decay(0.999, n) for n in (0, 10, 100, 1000, 20000)]
     assert decays[0] == pytest.approx(0.1) and decays == sorted(decays) and decays[-1] == 0.999
-    assert T.ema_decay(0.999, 384) < 0.98  # a short training's average follows the network
+    assert ema_decay(0.999, 384) < 0.98  # a short training's average follows the network
