@@ -17,7 +17,7 @@ import argparse
 import cv2
 import numpy as np
 
-from generator import Generator
+from generator_base import Generator
 from Motion import video_pose_stats
 from poses import PoseIndex
 from VideoReader import IMAGE_SUFFIXES, DanceError, check_output, cli_main, data_path, evenly_spaced, write_image

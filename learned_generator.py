@@ -5,7 +5,7 @@ import torch
 
 from checkpoints import load_checkpoint, save_checkpoint
 from data_parallel import Ranks, distribute, ranks, unwrap
-from generator import Generator, finite_number
+from generator_base import Generator, finite_number
 from nets import images_to_tensor, pick_device, tensor_to_images
 from poses import pose_images
 from Skeleton import reduced_vectors

@@ -3,7 +3,7 @@ facts `fit` records about a target beside them: the checks a value passes, read 
 flag or from a model file. Each generator's module adds its own settings and ranges."""
 import re
 
-from generator import finite_number
+from generator_base import finite_number
 from Motion import check_pose_stats
 from VideoReader import DanceError
 from VideoSkeleton import HELD_OUT, MAX_SIZE, MIN_SIZE

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from generator import TARGET_KEYS, Generator
+from generator_base import TARGET_KEYS, Generator
 from generators import TABLE, make_generator
 from GenVanillaNN import GenVanillaNN
 from VideoReader import DanceError
