@@ -19,7 +19,7 @@ import numpy as np
 
 from generator_base import Generator
 from Motion import video_pose_stats
-from poses import PoseIndex
+from nearest_frames import nearest_frames
 from VideoReader import IMAGE_SUFFIXES, DanceError, check_output, cli_main, data_path, evenly_spaced, write_image
 from VideoSkeleton import VideoSkeleton, combine_images
 
@@ -38,14 +38,14 @@ class GenNearest(Generator):
         self.indices = np.arange(len(videoSkeTgt)) if indices is None else np.asarray(indices)
         if len(self.indices) == 0:
             raise DanceError(f"{videoSkeTgt.filename}: no target frames to search")
-        self.index = PoseIndex(videoSkeTgt.vectors()[self.indices], labels=self.indices)
+        self.find = nearest_frames(videoSkeTgt, self.indices)
         self.config = {"target": videoSkeTgt.filename.name, "image_size": videoSkeTgt.size,
                        "crop_margin": videoSkeTgt.settings["crop_margin"], "crop_size": videoSkeTgt.size,
                        "target_stats": video_pose_stats(videoSkeTgt), "frames": len(self.indices)}
 
     def nearest(self, skes):
         """Indices (into the target VideoSkeleton) of the closest frame for each skeleton."""
-        return self.index.nearest(skes)
+        return self.find(skes)
 
     def generate(self, ske):
         """The target frame (BGR uint8, size x size) whose pose is closest to `ske`."""

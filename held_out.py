@@ -4,8 +4,9 @@ beside."""
 import cv2
 import numpy as np
 
+from nearest_frames import nearest_frames
 from nets import resize_all, rgb_chw_to_bgr
-from poses import PoseIndex, pose_images
+from poses import pose_images
 from VideoReader import evenly_spaced
 
 SAMPLE_ROWS = 8           # held-out poses in each epoch's sample grid
@@ -49,5 +50,5 @@ def validation_l1(generate_batch, data, batch_size=256):
 def nearest_neighbour(videoSke, indices, size):
     """The baseline every trainer logs: for skeletons, the target's frame (among `indices`)
     with the closest pose (GenNearest's rule), resized to size x size."""
-    index = PoseIndex(videoSke.vectors()[indices], labels=indices)
-    return lambda skeletons: resize_all(videoSke.images()[index.nearest(skeletons)], size)
+    nearest = nearest_frames(videoSke, indices)
+    return lambda skeletons: resize_all(videoSke.images()[nearest(skeletons)], size)
