@@ -11,13 +11,23 @@ training.py, trainer_cli.py and the modules they use.
 
     python GenVanillaNN.py [VIDEO] --input ske|image --epochs N [--resume]
 """
+from dataclasses import dataclass
+
 from learned_generator import LearnedGenerator
 from nets import GenNNSkeToImage, UNet
 from optimisers import adam, step
 from trainer_cli import train_main
+from training_settings import TrainingSettings, setting
 from VideoReader import DanceError, cli_main
 
 INPUTS = ("ske", "image")
+
+
+@dataclass(frozen=True)
+class VanillaSettings(TrainingSettings):
+    """GenVanillaNN's settings: the shared ones (image_size 64, batch 32, lr 2e-4) and its input."""
+    input: str = setting("ske", choices=INPUTS,
+                         flag="the 26-vector (ske) or the drawn skeleton (image)")  # one class, two rows of the table
 
 
 class GenVanillaNN(LearnedGenerator):
@@ -30,7 +40,7 @@ class GenVanillaNN(LearnedGenerator):
     """
 
     kind = "GenVanillaNN"
-    defaults = {"input": "ske"}  # image_size 64, batch 32, lr 2e-4: training_settings.TRAINING_DEFAULTS
+    settings = VanillaSettings
 
     def build(self):
         if self.config["input"] not in INPUTS:
@@ -56,9 +66,7 @@ class GenVanillaNN(LearnedGenerator):
 
 
 def main():
-    return train_main(GenVanillaNN, lambda p: p.add_argument(
-        "--input", choices=INPUTS, default=GenVanillaNN.defaults["input"],
-        help="the 26-vector (ske) or the drawn skeleton (image)"))
+    return train_main(GenVanillaNN)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from poses import pose_images
 from Skeleton import reduced_vectors
 from training import fit
 from training_settings import (EPOCHS, MAX_FRAMES, NO_PROGRESS, RECORDED_KEYS, TRAIN_EVERY, TRAINING_DEFAULTS,
-                               TRAINING_RANGES, _whole, check_recorded, check_settings)
+                               TRAINING_RANGES, TrainingSettings, _whole, check_recorded, check_settings,
+                               settings_defaults, settings_ranges)
 from VideoReader import DanceError
 
 
@@ -23,8 +24,8 @@ class LearnedGenerator(Generator):
       kind         the name written into its files (a file says which class it holds)
       name         its name in the generator table (or `model_name(config)` when it depends
                    on a setting): its model file is models/<target>_<name>.pth
-      defaults     its own settings with their defaults (TRAINING_DEFAULTS come first)
-      ranges       the range of each of its numeric settings (TRAINING_RANGES come first)
+      settings     its settings dataclass (a training_settings.TrainingSettings): `defaults`
+                   and `ranges`, its trainer's flags and their checks are derived from it
       net_inputs   what its generator network reads of a batch: "vector" and/or "pose"
       shipped      attributes (networks) a model file holds, enough to generate
       resumable    attributes a training checkpoint holds besides (optimisers, critics)
@@ -37,13 +38,19 @@ class LearnedGenerator(Generator):
     kind = "LearnedGenerator"
     learned = True
     image_at_crop_size = False  # True: --size sets image_size too (the network is sized from it)
-    defaults = {}
-    ranges = {}
+    settings = TrainingSettings
+    defaults = settings_defaults(TrainingSettings)  # derived from `settings` (see __init_subclass__)
+    ranges = settings_ranges(TrainingSettings)
     net_inputs = ("vector",)
     shipped = ("netG",)
     resumable = ("optG",)
     trained = ("netG",)
     render_poses = staticmethod(pose_images)
+
+    def __init_subclass__(cls, **kwargs):
+        """A subclass's defaults and ranges: its settings dataclass's."""
+        super().__init_subclass__(**kwargs)
+        cls.defaults, cls.ranges = settings_defaults(cls.settings), settings_ranges(cls.settings)
 
     def __init__(self, device=None, **config):
         settings = {**TRAINING_DEFAULTS, **self.defaults}

@@ -11,19 +11,20 @@ import torch.distributed as dist
 
 from checkpoints import CHECKPOINT_DIR, _another_video, check_owners, model_path
 from data_parallel import distributed, main_rank_first, ranks, start_ranks
-from training_settings import EPOCHS, MAX_EPOCHS, MAX_EVERY, TRAIN_EVERY, TRAINING_DEFAULTS, check_settings
+from training_settings import (EPOCHS, MAX_EPOCHS, MAX_EVERY, TRAIN_EVERY, TRAINING_DEFAULTS, check_settings,
+                               setting_flags)
 from VideoReader import DanceError, OutputClaim, check_file, check_output, data_path
 from VideoSkeleton import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, VideoSkeleton, file_digest
 
 log = logging.getLogger("dance")
 
 
-def train_main(gen_class, extra_args=None):
+def train_main(gen_class):
     """The command line of a trainer: parse, check every input and output, build or resume
-    the generator, train, save. `extra_args(parser)` adds the generator's own options (each
-    a key of its defaults)."""
+    the generator, train, save. Its flags for settings are derived from the generator's
+    settings dataclass (training_settings.setting_flags)."""
     settings = {**TRAINING_DEFAULTS, **gen_class.defaults}
-    parser = trainer_parser(gen_class, settings, extra_args)
+    parser = trainer_parser(gen_class)
     args = parser.parse_args()
     where = ranks()
     logging.basicConfig(level=logging.INFO if where.main else logging.WARNING, format="%(message)s")
@@ -49,9 +50,17 @@ def train_main(gen_class, extra_args=None):
                 dist.destroy_process_group()
 
 
-def trainer_parser(gen_class, settings, extra_args=None):
-    """The argument parser of `gen_class`'s trainer: the flags every trainer has (their
-    defaults from `settings`), then the generator's own (`extra_args(parser)`)."""
+def add_setting_flags(parser, flags):
+    """A flag for each setting of `flags` (training_settings.setting_flags): --batch-size for
+    batch_size, of the setting's type, default and choices."""
+    for name, kind, default, text, choices in flags:
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default, help=text,
+                            **({"choices": choices} if choices else {}))
+
+
+def trainer_parser(gen_class):
+    """The argument parser of `gen_class`'s trainer: the flags every trainer has, those of
+    the shared settings among them, then those of the generator's own settings."""
     parser = argparse.ArgumentParser(
         description=f"Train {gen_class.kind} on a target video: {gen_class.__doc__.strip().splitlines()[0]} "
                     f"The model goes to models/<target>_<name>.pth.")
@@ -59,10 +68,7 @@ def trainer_parser(gen_class, settings, extra_args=None):
     parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"total epochs to reach (default: {EPOCHS})")
     parser.add_argument("--every", type=int, default=TRAIN_EVERY,
                         help=f"train on every k-th training frame (default: {TRAIN_EVERY})")
-    parser.add_argument("--batch-size", type=int, default=settings["batch_size"],
-                        help=f"frames per step (default: {settings['batch_size']})")
-    parser.add_argument("--lr", type=float, default=settings["lr"], help=f"learning rate (default: {settings['lr']})")
-    parser.add_argument("--seed", type=int, default=settings["seed"])
+    add_setting_flags(parser, setting_flags(gen_class.settings, shared=True))
     parser.add_argument("--out", help="where to write the trained model (default: models/<target>_<name>.pth)")
     parser.add_argument("--replace", action="store_true",
                         help="write over a model of the same target video (same content) already at the output path")
@@ -77,8 +83,7 @@ def trainer_parser(gen_class, settings, extra_args=None):
                              f"that render at crop size (pix2pix, warp) make images of this size")
     parser.add_argument("--full-precision", action="store_true",
                         help="train in float32 on a GPU too (default: bfloat16 autocast where the GPU has it)")
-    if extra_args:
-        extra_args(parser)
+    add_setting_flags(parser, setting_flags(gen_class.settings, shared=False))
     return parser
 
 
@@ -89,9 +94,8 @@ def checked_options(gen_class, settings, args):
                                    ("size", args.size, MIN_SIZE, MAX_SIZE)):
         if not low <= value <= high:
             raise DanceError(f"--{flag} {value}: must lie between {low} and {high}")
-    options = {k: v for k, v in vars(args).items() if k not in
-               ("video", "epochs", "every", "out", "replace", "replace_other_video", "resume", "device", "size",
-                "full_precision")}
+    options = {name: getattr(args, name) for name, *_ in setting_flags(gen_class.settings, shared=True)
+               + setting_flags(gen_class.settings, shared=False)}
     if gen_class.image_at_crop_size:
         if args.size < 16 or args.size & (args.size - 1):
             raise DanceError(f"--size {args.size}: {gen_class.kind}'s U-Net halves the image down to 4x4, so the "

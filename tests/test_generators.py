@@ -12,6 +12,8 @@ from GenVanillaNN import GenVanillaNN
 from nets import images_to_tensor, pick_device, tensor_to_images
 from poses import LIMBS, pose_images, pose_maps
 from Skeleton import Skeleton
+from trainer_cli import trainer_parser
+from training_settings import setting_flags
 from VideoReader import DanceError
 from VideoSkeleton import VideoSkeleton, split_indices
 
@@ -256,3 +258,14 @@ def test_the_average_warms_up_then_keeps_its_decay():
     decays = [ema_decay(0.999, n) for n in (0, 10, 100, 1000, 20000)]
     assert decays[0] == pytest.approx(0.1) and decays == sorted(decays) and decays[-1] == 0.999
     assert ema_decay(0.999, 384) < 0.98  # a short training's average follows the network
+
+
+def test_a_trainers_setting_flags_are_derived_from_its_settings_dataclass():
+    for cls in (GenGAN, GenPix2Pix, GenVanillaNN):
+        parser = trainer_parser(cls)
+        flags = setting_flags(cls.settings, shared=True) + setting_flags(cls.settings, shared=False)
+        assert {name for name, *_ in flags} >= {"batch_size", "lr", "seed"}
+        for name, kind, default, _, choices in flags:
+            assert parser.get_default(name) == cls.defaults[name] == default and isinstance(default, kind)
+            assert choices is None or default in choices
+        assert set(cls.setting_ranges()) <= set(cls.defaults)
