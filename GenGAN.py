@@ -13,16 +13,30 @@ Losses (pure functions below), as in DCGAN and pix2pix:
 
     python GenGAN.py [VIDEO] --epochs N [--resume] [--critic pose|image]
 """
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nets import GenNNSkeToImage, unwrap, weights_init
+from data_parallel import unwrap
+from learned_generator import LearnedGenerator
+from nets import GenNNSkeToImage, weights_init
+from optimisers import adam, step
+from trainer_cli import train_main
+from training_settings import TrainingSettings, setting
 from project import DanceError, cli_main
-from training import LearnedGenerator, adam, step, train_main
 
 L1_WEIGHT = 100.0   # pix2pix's weight: the adversarial term sharpens, L1 keeps the pose
 CRITICS = ("pose", "image")
+
+
+@dataclass(frozen=True)
+class GANSettings(TrainingSettings):
+    """GenGAN's settings: the shared ones, its critic and its L1 weight."""
+    critic: str = setting("pose", choices=CRITICS, flag="what the discriminator sees: pose and image (conditional, "
+                          "default) or the image alone")  # an unconditional critic leaves the pose to the L1 term
+    l1_weight: float = setting(L1_WEIGHT, 0, 1e4)  # negative: a reward for straying from the real frame
 
 
 class Discriminator(nn.Module):
@@ -63,8 +77,7 @@ class GenGAN(LearnedGenerator):
 
     kind = "GenGAN"
     name = "gan"
-    defaults = {"critic": "pose", "l1_weight": L1_WEIGHT}
-    ranges = {"l1_weight": (0, 1e4)}  # negative: a reward for straying from the real frame
+    settings = GANSettings
     resumable = ("optG", "netD", "optD")
     trained = ("netG", "netD")
 
@@ -100,9 +113,7 @@ class GenGAN(LearnedGenerator):
 
 
 def main():
-    return train_main(GenGAN, lambda p: p.add_argument(
-        "--critic", choices=CRITICS, default=GenGAN.defaults["critic"],
-        help="what the discriminator sees: pose and image (conditional, default) or the image alone"))
+    return train_main(GenGAN)
 
 
 if __name__ == "__main__":

@@ -33,13 +33,15 @@ what the warp generator's frames showed as wrong in poses the target never made:
 
     python GenLayered.py [VIDEO] --epochs N [--every K] [--resume]
 """
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from adversarial import RECIPE_DEFAULTS, RECIPE_RANGES, recipe_options
+from adversarial import RecipeSettings
 from augment import turn_and_mirror
 from masks import person_masks
 from nets import UNet, images_to_tensor
@@ -48,29 +50,29 @@ from poses import pose_maps
 from project import DanceError, cli_main
 from references import SHUNNED, Bank, BankGenerator, draw_near_to_far, near_in_time, turned_away, whole_pose_costs
 from Skeleton import full_landmarks
-from training import train_main
+from trainer_cli import train_main
+from training_settings import setting, with_default
 
-DEFAULTS = {
-    **RECIPE_DEFAULTS,
-    "image_size": 128,
-    "bank_size": 256,         # training frames kept in the model as references, with their masks
-    "train_gap": 30,          # in training, no reference within this many frames of the asked one
-    "painting_weight": 50.0,  # weight of the selection prior (painting_loss)
-    "residual": 0.2,          # the most the network may add to a selected pixel ([-1, 1] units)
-    "augment": 0.5,           # share of the training frames turned and/or mirrored
-    "max_rotation": 35.0,     # degrees, either way
-    "hysteresis": 0.1,        # a reference is kept until another matches better by this much
-}
-RANGES = {
-    **RECIPE_RANGES,
-    "bank_size": (1, 65536),
-    "train_gap": (0, 10**6),
-    "painting_weight": (0, 1e4),    # negative: a reward for painting over the moved parts
-    "residual": (0, 1),             # the image is in [-1, 1]: more would let the network ignore the selection
-    "augment": (0, 1),              # a share of the frames
-    "max_rotation": (0, 90),        # degrees, either way: beyond, a person stands on their head
-    "hysteresis": (0, 100),         # a cost difference: beyond, the first references are never replaced
-}
+
+
+@dataclass(frozen=True)
+class LayeredSettings(RecipeSettings):
+    """GenLayered's settings: the recipe's, at the dataset's crop size, and its layers'."""
+    image_size: int = with_default(RecipeSettings, "image_size", 128)  # the crop size: no upsampling at inference
+    bank_size: int = setting(256, 1, 65536, flag="training frames kept in the model as references (default: "
+                             "{default:g})")  # with their masks
+    train_gap: int = setting(30, 0, 10**6)  # in training, no reference within this many frames of the asked one
+    painting_weight: float = setting(50.0, 0, 1e4, flag="weight of the prior against painting where moved parts "
+                                     "land (default: {default:g})")  # of painting_loss; negative: a reward
+    residual: float = setting(0.2, 0, 1)  # most the network adds to a selected pixel ([-1, 1]); more ignores the choice
+    augment: float = setting(0.5, 0, 1, flag="share of the training frames turned and/or mirrored "
+                             "(default: {default:g})")  # a share of the frames
+    max_rotation: float = setting(35.0, 0, 90, flag="largest turn of a training frame, degrees "
+                                  "(default: {default:g})")  # either way: beyond 90, a person stands on their head
+    hysteresis: float = setting(0.1, 0, 100, flag="how much better another reference must match to replace the "
+                                "last (default: {default:g})")  # a cost difference: beyond 100, never replaced
+
+
 CANDIDATES = 2        # the per-part composite and the nearest whole pose's
 NET_CHANNELS = 3 + CANDIDATES * 4 + 3   # pose map, per candidate (image, coverage), the plate
 PART_DRAW = 6         # training draws each part's reference among its PART_DRAW best matches ...
@@ -178,8 +180,7 @@ class GenLayered(BankGenerator):
 
     kind = "GenLayered"
     name = "layered"
-    defaults = DEFAULTS
-    ranges = RANGES
+    settings = LayeredSettings
     bank_class = LayeredBank
     keeps_state = True  # its references, kept from frame to frame (hysteresis)
 
@@ -275,16 +276,7 @@ class GenLayered(BankGenerator):
 
 
 def main():
-    def extra(parser):
-        recipe_options(parser)
-        for key, text in (("bank_size", "training frames kept in the model as references"),
-                          ("painting_weight", "weight of the prior against painting where moved parts land"),
-                          ("augment", "share of the training frames turned and/or mirrored"),
-                          ("max_rotation", "largest turn of a training frame, degrees"),
-                          ("hysteresis", "how much better another reference must match to replace the last")):
-            parser.add_argument(f"--{key.replace('_', '-')}", type=type(DEFAULTS[key]), default=DEFAULTS[key],
-                                help=f"{text} (default: {DEFAULTS[key]:g})")
-    return train_main(GenLayered, extra)
+    return train_main(GenLayered)
 
 
 if __name__ == "__main__":

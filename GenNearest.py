@@ -17,13 +17,13 @@ import argparse
 import cv2
 import numpy as np
 
-from display import combine_images
-from files import IMAGE_SUFFIXES, check_output, write_image
-from generator import Generator
+from generator_base import Generator
 from Motion import video_pose_stats
-from poses import PoseIndex
+from nearest_frames import nearest_frames
+from files import IMAGE_SUFFIXES, check_output, write_image
 from project import DanceError, cli_main, data_path, evenly_spaced
 from VideoSkeleton import VideoSkeleton
+from display import combine_images
 
 
 class GenNearest(Generator):
@@ -40,14 +40,14 @@ class GenNearest(Generator):
         self.indices = np.arange(len(videoSkeTgt)) if indices is None else np.asarray(indices)
         if len(self.indices) == 0:
             raise DanceError(f"{videoSkeTgt.filename}: no target frames to search")
-        self.index = PoseIndex(videoSkeTgt.vectors()[self.indices], labels=self.indices)
+        self.find = nearest_frames(videoSkeTgt, self.indices)
         self.config = {"target": videoSkeTgt.filename.name, "image_size": videoSkeTgt.size,
                        "crop_margin": videoSkeTgt.settings["crop_margin"], "crop_size": videoSkeTgt.size,
                        "target_stats": video_pose_stats(videoSkeTgt), "frames": len(self.indices)}
 
     def nearest(self, skes):
         """Indices (into the target VideoSkeleton) of the closest frame for each skeleton."""
-        return self.index.nearest(skes)
+        return self.find(skes)
 
     def generate(self, ske):
         """The target frame (BGR uint8, size x size) whose pose is closest to `ske`."""

@@ -15,14 +15,20 @@ in commit 6f74a36.
 
     python GenPix2Pix.py [VIDEO] --epochs N [--every K] [--resume]
 """
+from dataclasses import dataclass
 
-from adversarial import RECIPE_DEFAULTS, AdversarialGenerator, recipe_options
+from adversarial import AdversarialGenerator, RecipeSettings
 from nets import UNet
 from poses import pose_maps
+from trainer_cli import train_main
+from training_settings import with_default
 from project import cli_main
-from training import train_main
 
-DEFAULTS = {**RECIPE_DEFAULTS, "image_size": 128}  # the crop size of the dataset: no upsampling at inference
+
+@dataclass(frozen=True)
+class Pix2PixSettings(RecipeSettings):
+    """GenPix2Pix's settings: the recipe's, at the dataset's crop size."""
+    image_size: int = with_default(RecipeSettings, "image_size", 128)  # the crop size: no upsampling at inference
 
 
 class GenPix2Pix(AdversarialGenerator):
@@ -30,7 +36,7 @@ class GenPix2Pix(AdversarialGenerator):
 
     kind = "GenPix2Pix"
     name = "pix2pix"
-    defaults = DEFAULTS
+    settings = Pix2PixSettings
     render_poses = staticmethod(pose_maps)
 
     def build_generator(self):
@@ -38,7 +44,7 @@ class GenPix2Pix(AdversarialGenerator):
 
 
 def main():
-    return train_main(GenPix2Pix, recipe_options)
+    return train_main(GenPix2Pix)
 
 
 if __name__ == "__main__":

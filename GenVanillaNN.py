@@ -6,15 +6,28 @@ Two inputs, two networks (nets.py):
                  ConvTranspose layers to a 3x64x64 image (the seed's design).
   --input image  a four-level UNet on the skeleton drawn as a 64x64 stick figure: its
                  skip connections carry the limbs' positions straight to the decoder.
-Everything else (dataset, checkpoints, training loop, command line) is training.py's.
+Everything else (dataset, checkpoints, training loop, command line) is shared: learned_generator.py,
+training.py, trainer_cli.py and the modules they use.
 
     python GenVanillaNN.py [VIDEO] --input ske|image --epochs N [--resume]
 """
+from dataclasses import dataclass
+
+from learned_generator import LearnedGenerator
 from nets import GenNNSkeToImage, UNet
+from optimisers import adam, step
+from trainer_cli import train_main
+from training_settings import TrainingSettings, setting
 from project import DanceError, cli_main
-from training import LearnedGenerator, adam, step, train_main
 
 INPUTS = ("ske", "image")
+
+
+@dataclass(frozen=True)
+class VanillaSettings(TrainingSettings):
+    """GenVanillaNN's settings: the shared ones (image_size 64, batch 32, lr 2e-4) and its input."""
+    input: str = setting("ske", choices=INPUTS,
+                         flag="the 26-vector (ske) or the drawn skeleton (image)")  # one class, two rows of the table
 
 
 class GenVanillaNN(LearnedGenerator):
@@ -27,7 +40,7 @@ class GenVanillaNN(LearnedGenerator):
     """
 
     kind = "GenVanillaNN"
-    defaults = {"input": "ske"}  # image_size 64, batch 32, lr 2e-4: training.TRAINING_DEFAULTS
+    settings = VanillaSettings
 
     def build(self):
         if self.config["input"] not in INPUTS:
@@ -53,9 +66,7 @@ class GenVanillaNN(LearnedGenerator):
 
 
 def main():
-    return train_main(GenVanillaNN, lambda p: p.add_argument(
-        "--input", choices=INPUTS, default=GenVanillaNN.defaults["input"],
-        help="the 26-vector (ske) or the drawn skeleton (image)"))
+    return train_main(GenVanillaNN)
 
 
 if __name__ == "__main__":

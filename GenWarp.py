@@ -34,35 +34,36 @@ the network paints them from the pose map.
 
     python GenWarp.py [VIDEO] --epochs N [--every K] [--resume]
 """
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn as nn
 
-from adversarial import RECIPE_DEFAULTS, RECIPE_RANGES, recipe_options
+from adversarial import RecipeSettings
 from nets import UNet
 from parts import warp_parts
 from project import DanceError, cli_main
 from references import BankGenerator, draw_near_to_far, near_in_time, whole_pose_costs
 from Skeleton import full_landmarks
-from training import train_main
+from trainer_cli import train_main
+from training_settings import setting, with_default
 
-DEFAULTS = {
-    **RECIPE_DEFAULTS,
-    "image_size": 128,
-    "references": 2,          # reference frames per asked pose
-    "bank_size": 256,         # training frames kept in the model as references (12.6 MB at 128x128)
-    "reference_gap": 150,     # frames between the two references (5 s at 30 fps): another moment
-    "train_gap": 30,          # in training, no reference within this many frames of the asked one
-    "painting_weight": 50.0,  # weight of the selection prior (painting_loss)
-}
-RANGES = {
-    **RECIPE_RANGES,
-    "references": (1, 8),           # each adds SOURCE_CHANNELS to the network's input
-    "bank_size": (1, 65536),
-    "reference_gap": (0, 10**6),
-    "train_gap": (0, 10**6),
-    "painting_weight": (0, 1e4),    # negative: a reward for painting over the moved parts
-}
+
+
+@dataclass(frozen=True)
+class WarpSettings(RecipeSettings):
+    """GenWarp's settings: the recipe's, at the dataset's crop size, and its references'."""
+    image_size: int = with_default(RecipeSettings, "image_size", 128)  # the crop size: no upsampling at inference
+    references: int = setting(2, 1, 8)  # reference frames per asked pose; each adds SOURCE_CHANNELS to the input
+    bank_size: int = setting(256, 1, 65536, flag="training frames kept in the model as references (default: "
+                             "{default})")  # 12.6 MB at 128x128
+    reference_gap: int = setting(150, 0, 10**6)  # frames between the two references (5 s at 30 fps): another moment
+    train_gap: int = setting(30, 0, 10**6)  # in training, no reference within this many frames of the asked one
+    painting_weight: float = setting(50.0, 0, 1e4, flag="weight of the prior against painting where moved parts "
+                                     "land (default: {default:g})")  # of painting_loss; negative: a reward
+
+
 SOURCE_CHANNELS = 7   # per reference: composite (3), its coverage (1), the reference as it is (3)
 
 
@@ -97,8 +98,7 @@ class GenWarp(BankGenerator):
 
     kind = "GenWarp"
     name = "warp"
-    defaults = DEFAULTS
-    ranges = RANGES
+    settings = WarpSettings
 
     def build_generator(self):
         return WarpFusion(self.config["references"], self.config["g_base"], self.unet_levels)
@@ -136,14 +136,7 @@ class GenWarp(BankGenerator):
 
 
 def main():
-    def extra(parser):
-        recipe_options(parser)
-        parser.add_argument("--bank-size", type=int, default=DEFAULTS["bank_size"],
-                            help=f"training frames kept in the model as references (default: {DEFAULTS['bank_size']})")
-        parser.add_argument("--painting-weight", type=float, default=DEFAULTS["painting_weight"],
-                            help=f"weight of the prior against painting where moved parts land (default: "
-                                 f"{DEFAULTS['painting_weight']:g})")
-    return train_main(GenWarp, extra)
+    return train_main(GenWarp)
 
 
 if __name__ == "__main__":

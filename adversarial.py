@@ -16,32 +16,33 @@ returning an image in [-1, 1]) and, when the network reads more than the dataset
 downloaded here.
 """
 import copy
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from nets import MultiscaleDiscriminator, feature_matching_loss, lsgan_loss, unwrap, weights_init
-from training import LearnedGenerator, adam, calibration_batches, ema_decay, ema_update, recalibrate_batch_norm, step
+from data_parallel import unwrap
+from ema import calibration_batches, ema_decay, ema_update, recalibrate_batch_norm
+from learned_generator import LearnedGenerator
+from nets import MultiscaleDiscriminator, feature_matching_loss, lsgan_loss, weights_init
+from optimisers import adam, step
+from training_settings import TrainingSettings, setting, with_default
 
-RECIPE_DEFAULTS = {
-    "batch_size": 8,
-    "l1_weight": 100.0,   # pix2pix's weight on the pixel term
-    "fm_weight": 10.0,    # pix2pixHD's weight on feature matching
-    "ema_decay": 0.999,
-    "g_base": 32,         # generator channels at the first level (doubling down to 256)
-    "d_base": 32,         # critic channels at its first layer
-    "d_scales": 2,        # critics at full and half resolution
-}
-# The range of each (see training.TRAINING_RANGES): a negative weight turns a penalty into a reward,
-# a decay of 1 freezes the average at its random start.
-RECIPE_RANGES = {
-    "l1_weight": (0, 1e4),
-    "fm_weight": (0, 1e4),
-    "ema_decay": (0, 1, "open"),
-    "g_base": (1, 512),
-    "d_base": (1, 512),
-    "d_scales": (1, 4),   # each scale halves the image: four take 128 pixels down to 16
-}
+
+@dataclass(frozen=True)
+class RecipeSettings(TrainingSettings):
+    """The settings of every generator trained with the recipe above (pix2pixHD's). Each range
+    keeps a value meaningful: a negative weight turns a penalty into a reward, a decay of 1
+    freezes the average at its random start."""
+    batch_size: int = with_default(TrainingSettings, "batch_size", 8)  # frames per step (the shared default: 32)
+    l1_weight: float = setting(100.0, 0, 1e4, flag="weight of the L1 term")  # pix2pix's, on the pixel term
+    fm_weight: float = setting(10.0, 0, 1e4, flag="weight of feature matching")  # pix2pixHD's weight on feature matching
+    ema_decay: float = setting(0.999, 0, 1, open_range=True)  # of the generator's moving average (ema.ema_decay)
+    g_base: int = setting(32, 1, 512)  # generator channels at the first level (doubling down to 256)
+    d_base: int = setting(32, 1, 512)  # critic channels at its first layer
+    d_scales: int = setting(2, 1, 4)  # critics at full and half size (four take 128 pixels to 16)
+
+
 CALIBRATION_BATCH = 32    # frames per forward pass when the EMA generator's batch norm is recalibrated
 
 
@@ -64,19 +65,12 @@ def split_outputs(outputs, n):
     return ([[f[:n] for f in scale] for scale in outputs], [[f[n:] for f in scale] for scale in outputs])
 
 
-def recipe_options(parser):
-    """The recipe's options on a trainer's command line (training.train_main's extra_args)."""
-    parser.add_argument("--l1-weight", type=float, default=RECIPE_DEFAULTS["l1_weight"], help="weight of the L1 term")
-    parser.add_argument("--fm-weight", type=float, default=RECIPE_DEFAULTS["fm_weight"],
-                        help="weight of feature matching")
-
-
 # ---- the generator base ------------------------------------------------------------------
 class AdversarialGenerator(LearnedGenerator):
     """A learned generator trained with the recipe above; its model file holds the EMA
     generator alone."""
 
-    ranges = RECIPE_RANGES
+    settings = RecipeSettings
     net_inputs = ("pose",)
     shipped = ("netG_ema",)
     resumable = ("netG", "optG", "netD", "optD")
@@ -101,7 +95,7 @@ class AdversarialGenerator(LearnedGenerator):
         self.netD = MultiscaleDiscriminator(6, c["d_base"], c["d_scales"]).to(self.device)
         self.netD.apply(weights_init)
         self.optD = adam(self.netD.parameters(), c["lr"])
-        self.ema_updates = 0  # for the average's warm-up (training.ema_decay)
+        self.ema_updates = 0  # for the average's warm-up (ema.ema_decay)
 
     @property
     def inference_net(self):

@@ -78,7 +78,8 @@ from poses import EDIT_FAMILIES, PoseIndex, unseen_poses
 from project import DanceError, cli_main, data_path, evenly_spaced
 from Skeleton import CROP_MARGIN, Skeleton, reduced_vectors
 from smoothing import SMOOTHERS
-from training import MODELS_DIR, comparison_grid, model_path
+from checkpoints import MODELS_DIR, model_path
+from held_out import comparison_grid
 from VideoReader import VideoReader
 from VideoSkeleton import DEFAULT_SIZE, HELD_OUT, MAX_SIZE, PROBE_FRAMES, VideoSkeleton, choose_detect_margin
 

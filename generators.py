@@ -2,7 +2,7 @@
 
 The demo (`--gen-type`), the evaluation (one row per generator), the tests and every
 `--help` read this table, so adding a generator is one class (a module beside the others,
-subclassing generator.Generator or training.LearnedGenerator) plus one row here.
+subclassing generator_base.Generator or learned_generator.LearnedGenerator) plus one row here.
 
     gen = make_generator("pix2pix", target="data/taichi1.mp4")   # models/taichi1_pix2pix.pth
     gen = make_generator(GEN_TYPE.NEAREST, target="data/taichi1.mp4")
@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
-from caches import file_digest
-from generator import check_config
+from checkpoints import MODELS_DIR, model_path
+from generator_base import check_config
 from GenGAN import GenGAN
 from GenLayered import GenLayered
 from GenNearest import GenNearest
@@ -20,14 +20,14 @@ from GenPix2Pix import GenPix2Pix
 from GenVanillaNN import GenVanillaNN
 from GenWarp import GenWarp
 from project import DanceError
-from training import MODELS_DIR, model_path
 from VideoSkeleton import VideoSkeleton
+from caches import file_digest
 
 
 @dataclass(frozen=True)
 class Row:
     number: int           # GEN_TYPE, as in the course code
-    cls: type             # a generator.Generator
+    cls: type             # a generator_base.Generator
     description: str
     config: dict = field(default_factory=dict)  # the settings its model must have (one class, two rows)
 

@@ -12,17 +12,14 @@ Blocks, from the seed and from pix2pix / pix2pixHD:
   MultiscaleDiscriminator  pix2pixHD's critic: PatchGANs at several scales
 and the losses they are trained with, as pure functions of the critics' outputs.
 
-Data parallelism (torchrun) happens here and nowhere else: `distribute` wraps a network
-for training in DistributedDataParallel with its batch norm synchronised across ranks,
-`unwrap` gives the network back (what is saved, averaged and run at inference).
+Data parallelism (torchrun: `distribute`, `unwrap`, the global batch norm) is
+data_parallel.py's.
 """
 import cv2
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.distributed as dist
 import torch.nn.functional as F
-from torch.nn.parallel import DistributedDataParallel
 
 from project import DanceError
 
@@ -45,83 +42,6 @@ def pick_device(name=None):
     if device.type not in ("cpu", "cuda", "mps"):  # meta holds no data; others are untested here
         raise DanceError(f"--device {name}: {device.type} devices cannot run this project; use cpu or cuda")
     return device
-
-
-# ---- data parallelism ---------------------------------------------------------------------
-class AllReduceSum(torch.autograd.Function):
-    """The sum of a tensor over all ranks, differentiable: the gradient of a sum that every
-    rank used is the sum of every rank's gradient."""
-
-    @staticmethod
-    def forward(ctx, x):
-        x = x.clone()
-        dist.all_reduce(x)
-        return x
-
-    @staticmethod
-    def backward(ctx, grad):
-        grad = grad.clone()
-        dist.all_reduce(grad)
-        return grad
-
-
-class GlobalBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm2d whose training statistics are those of the global batch, every rank's
-    frames together, on any device: PyTorch's SyncBatchNorm runs on GPUs only, and batch norm
-    on each rank's share alone would make a 2 x B run a different model from a 1 x 2B one.
-    The per-channel sums are all-reduced with autograd (AllReduceSum), so gradients flow across
-    ranks as in SyncBatchNorm. Same parameters, buffers and state_dict keys as
-    BatchNorm2d, so its weights load into a plain network."""
-
-    def forward(self, x):
-        if not (self.training and dist.is_available() and dist.is_initialized()):
-            return super().forward(x)
-        c = x.shape[1]
-        count = x.new_full((1,), x.numel() / c)
-        total = AllReduceSum.apply(torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), count]))
-        mean, n = total[:c] / total[-1], total[-1]
-        var = (total[c:2 * c] / n - mean * mean).clamp_min(0.0)   # biased, as batch norm normalises
-        with torch.no_grad():
-            self.num_batches_tracked += 1
-            momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-            self.running_mean.lerp_(mean, momentum)
-            self.running_var.lerp_(var * n / (n - 1).clamp_min(1.0), momentum)  # unbiased, as batch norm keeps
-        scale = self.weight * torch.rsqrt(var + self.eps)
-        return x * scale[None, :, None, None] + (self.bias - mean * scale)[None, :, None, None]
-
-
-def global_batch_norm(net):
-    """`net` with every BatchNorm2d turned into a GlobalBatchNorm2d, in place, keeping the same
-    parameter and buffer tensors (an optimiser built on `net` goes on working)."""
-    for name, child in net.named_children():
-        if type(child) is nn.BatchNorm2d:
-            synced = GlobalBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
-                                       child.track_running_stats).to(child.weight.device)
-            synced.weight, synced.bias = child.weight, child.bias
-            synced.running_mean, synced.running_var = child.running_mean, child.running_var
-            synced.num_batches_tracked = child.num_batches_tracked
-            setattr(net, name, synced)
-        else:
-            global_batch_norm(child)
-    return net
-
-
-def distribute(net, device, sync_batch_norm=True):
-    """`net` ready for data-parallel training under torchrun: its batch norm computed over the
-    global batch (SyncBatchNorm on CUDA, GlobalBatchNorm2d elsewhere; sync_batch_norm=False
-    keeps each rank's own), then DistributedDataParallel, which makes every rank start from rank
-    0's weights and averages the gradients across ranks during backward. Buffers are not
-    synchronised at each forward: synchronised statistics are the same on every rank already,
-    and a forward on one rank alone (validation) must not wait for the others."""
-    if sync_batch_norm:
-        net = nn.SyncBatchNorm.convert_sync_batchnorm(net) if device.type == "cuda" else global_batch_norm(net)
-    return DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
-                                   forward_sync_buffers=False)
-
-
-def unwrap(net):
-    """The network inside a DistributedDataParallel wrapper (or the network itself)."""
-    return net.module if isinstance(net, DistributedDataParallel) else net
 
 
 # ---- images <-> tensors ----------------------------------------------------------------

@@ -19,9 +19,10 @@ import torch.nn as nn
 from adversarial import AdversarialGenerator
 from nets import bgr_to_rgb_chw, resize_all
 from parts import facing
+from pose_dataset import check_split
 from poses import farthest_poses, normalise_poses, pose_distances, pose_maps
 from Skeleton import NUM_LANDMARKS, reduced_vectors
-from training import EPOCHS, TRAIN_EVERY, check_split
+from training_settings import EPOCHS, TRAIN_EVERY
 
 SIDE_ON = 0.25        # |facing| below this (in torso lengths): side on, either way will do
 MISMATCH = 1.0        # added to the pose distance of a reference facing the other way (poses differ by ~0.1)

@@ -14,14 +14,14 @@ import logging
 
 import numpy as np
 
+from checkpoints import model_kind
 from evaluate import REDETECT_MARGIN, cell, detections, fidelity, outputs
 from generators import TABLE
 from Motion import crop_landmarks
 from pose_detector import PoseDetector
 from poses import EDIT_FAMILIES, unseen_poses
-from project import DanceError, cli_main, data_path
 from Skeleton import CROP_MARGIN
-from training import model_kind
+from project import DanceError, cli_main, data_path
 from VideoSkeleton import VideoSkeleton
 
 VALIDATION_SEED = 1   # evaluate.py's edits use seed 0 on held-out skeletons

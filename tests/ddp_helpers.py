@@ -8,9 +8,9 @@ import torch
 import torch.distributed as dist
 
 import training
+from data_parallel import unwrap
 from generators import find
 from GenVanillaNN import GenVanillaNN
-from nets import unwrap
 from VideoSkeleton import VideoSkeleton
 
 BATCH = 4          # frames per rank; the one-process run takes them all

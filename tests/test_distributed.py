@@ -14,10 +14,13 @@ import torch
 import torch.multiprocessing as mp
 
 from conftest import ROOT, as_in_a_terminal, assert_one_line_error, read_until, run
-from ddp_helpers import BATCH, one_step, train_one_epoch
 from DanceDemo import DanceDemo
+from data_parallel import Ranks
+from ddp_helpers import BATCH, one_step, train_one_epoch
 from generators import find
-from training import TRAINING_DEFAULTS, EpochOrder, PoseDataset, Ranks, amp_dtype
+from pose_dataset import EpochOrder, PoseDataset
+from training import amp_dtype
+from training_settings import TRAINING_DEFAULTS
 from VideoReader import VideoReader
 from VideoSkeleton import VideoSkeleton
 

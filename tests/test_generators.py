@@ -4,6 +4,8 @@ import pytest
 import torch
 
 import training as T
+from checkpoints import load_checkpoint
+from ema import ema_decay
 from GenGAN import GenGAN
 from GenPix2Pix import GenPix2Pix
 from GenVanillaNN import GenVanillaNN
@@ -11,7 +13,8 @@ from nets import images_to_tensor, pick_device, tensor_to_images
 from poses import LIMBS, pose_images, pose_maps
 from project import DanceError
 from Skeleton import Skeleton
-from training import load_checkpoint
+from trainer_cli import trainer_parser
+from training_settings import setting_flags
 from VideoSkeleton import VideoSkeleton, split_indices
 
 KINDS = [("ske", GenVanillaNN), ("image", GenVanillaNN), ("ske", GenGAN)]
@@ -252,6 +255,17 @@ def test_device_mistakes_are_clear_errors():
 
 
 def test_the_average_warms_up_then_keeps_its_decay():
-    decays = [T.ema_decay(0.999, n) for n in (0, 10, 100, 1000, 20000)]
+    decays = [ema_decay(0.999, n) for n in (0, 10, 100, 1000, 20000)]
     assert decays[0] == pytest.approx(0.1) and decays == sorted(decays) and decays[-1] == 0.999
-    assert T.ema_decay(0.999, 384) < 0.98  # a short training's average follows the network
+    assert ema_decay(0.999, 384) < 0.98  # a short training's average follows the network
+
+
+def test_a_trainers_setting_flags_are_derived_from_its_settings_dataclass():
+    for cls in (GenGAN, GenPix2Pix, GenVanillaNN):
+        parser = trainer_parser(cls)
+        flags = setting_flags(cls.settings, shared=True) + setting_flags(cls.settings, shared=False)
+        assert {name for name, *_ in flags} >= {"batch_size", "lr", "seed"}
+        for name, kind, default, _, choices in flags:
+            assert parser.get_default(name) == cls.defaults[name] == default and isinstance(default, kind)
+            assert choices is None or default in choices
+        assert set(cls.setting_ranges()) <= set(cls.defaults)

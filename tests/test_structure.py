@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from generator import TARGET_KEYS, Generator
+from generator_base import TARGET_KEYS, Generator
 from generators import TABLE, make_generator
 from GenVanillaNN import GenVanillaNN
 from project import DanceError
@@ -87,3 +87,36 @@ def test_help_lists_every_generator_of_the_table():
                          cwd=ROOT, timeout=120).stdout
     for row in TABLE:
         assert f"{row.number} {row.name}" in out
+
+
+MAX_MODULE_LINES = 400   # a module a newcomer reads in a sitting
+MAX_FUNCTION_LINES = 60  # a function seen whole on one screen
+# Modules still over either limit on this branch: others are splitting them in parallel (issue's
+# restructuring); the test turns strict once they are done.
+STILL_OVER = ("DanceDemo", "evaluate", "Motion", "poses", "Skeleton", "VideoReader", "VideoSkeleton")
+
+
+def sizes_over_the_limits():
+    """'module: N lines' and 'module.function: N lines' for every top-level module over a limit."""
+    over = []
+    for name, path in sorted(MODULES.items()):
+        text = path.read_text()
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            over.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    over.append(f"{name}.{node.name}: {length} lines")
+    return over
+
+
+def test_the_split_modules_stay_within_the_limits():
+    over = [o for o in sizes_over_the_limits() if o.split(":")[0].split(".")[0] not in STILL_OVER]
+    assert not over, f"over {MAX_MODULE_LINES} lines a module or {MAX_FUNCTION_LINES} a function: {over}"
+
+
+@pytest.mark.xfail(strict=False, reason=f"still being split in parallel: {', '.join(STILL_OVER)}")
+def test_no_module_over_400_lines_and_no_function_over_60():
+    over = sizes_over_the_limits()
+    assert not over, f"over {MAX_MODULE_LINES} lines a module or {MAX_FUNCTION_LINES} a function: {over}"

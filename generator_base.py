@@ -18,7 +18,7 @@ of its target person in that pose:
 A generator with `keeps_state` (GenLayered: which reference frames it used) treats the
 frames of successive calls, and the rows of a batch, as one sequence in time, until reset().
 
-Learned generators (training.LearnedGenerator) add `train`, `save` and the class method
+Learned generators (learned_generator.LearnedGenerator) add `train`, `save` and the class method
 `load`; their model files are named after the target and the generator, as
 models/<target>_<name>.pth (models/taichi1_pix2pix.pth), so that each target has its own.
 The generator table (generators.py) numbers them all and says how each is made.
@@ -39,7 +39,7 @@ class Generator:
     """The base of every generator: subclasses set `config` and implement `generate_batch`."""
 
     name = None     # its name in the generator table, in --gen-type and in its model files' names
-    learned = False  # True: trained, and loaded from a model file (training.LearnedGenerator)
+    learned = False  # True: trained, and loaded from a model file (learned_generator.LearnedGenerator)
     config = {}
     defaults = {}   # its settings with their defaults (a learned generator's; none here)
     keeps_state = False  # True: a frame depends on the frames before it in the same sequence (see reset)
