@@ -66,18 +66,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from DanceDemo import DEFAULT_SMOOTHER, DanceDemo
-from generators import DEFAULT, find
-from metrics import BOX_MARGIN, beyond, fidelity, pool_rows
+from DanceDemo import DanceDemo
+from generators import DEFAULT, TABLE, find, make_generator
+from metrics import BOX_MARGIN, beyond, detections, fidelity, pool_rows
 from Motion import SMOOTHERS
 from protocols import (HARD_EVERY, HARD_VARIANTS, HARDEST, REDETECT_MARGIN, SEED, at_panel_size, bench, cross_clips,
-                       drive_clips, hard_clips, held_out, held_out_rows, novelty, speed, unseen)
-from report import finite, markdown
+                       drive_clips, hard_clips, held_out, held_out_rows, novelty, outputs, speed, unseen)
+from report import cell, finite, markdown
 from Skeleton import MIN_FRAME_SIDE
-from training import MODELS_DIR, comparison_grid
+from sources import DEFAULT_SMOOTHER
+from training import MODELS_DIR, comparison_grid, model_path
 from VideoReader import (IMAGE_SUFFIXES, DanceError, VideoReader, atomic_path, check_output, cli_main, data_path,
                          write_image)
 from VideoSkeleton import DEFAULT_SIZE, HELD_OUT, MAX_SIZE
+
+# validate.py reads these names from here; their homes are metrics.py, protocols.py and report.py.
+__all__ = ["evaluate", "main", "REDETECT_MARGIN", "cell", "detections", "fidelity", "outputs"]
 
 # ---- defaults ----
 DEFAULT_TARGET = "taichi1.mp4"
@@ -91,6 +95,29 @@ GRID_ROWS = 6
 CELL = 128
 
 log = logging.getLogger("dance")
+
+
+def load_generators(videoSke, train_idx, models_dir=MODELS_DIR, names=None):
+    """(name -> Generator, name -> model file), one per row of the generator table (or of
+    those `names`): the learned ones from their files in `models_dir` (skipped when missing),
+    those made from the target's video over its training frames `train_idx` only."""
+    gens, files = {}, {}
+    for row in TABLE:
+        if names is not None and row.name not in names:
+            continue
+        path = model_path(videoSke.filename, row.name, models_dir) if row.learned else None
+        if path is not None and not path.exists():
+            log.warning("skipping %s: no %s", row.name, path)
+            continue
+        gen = make_generator(row, target=videoSke, frames=train_idx, models_dir=models_dir)
+        if gen.config["crop_margin"] != videoSke.settings["crop_margin"]:
+            log.warning("%s was made from crops with margin %s, the test frames are cut with %s: its "
+                        "appearance figures compare differently framed pictures", row.name,
+                        gen.config["crop_margin"], videoSke.settings["crop_margin"])
+        gens[row.name] = gen
+        if path is not None:
+            files[row.name] = str(path)
+    return gens, files
 
 
 @contextlib.contextmanager
@@ -175,7 +202,8 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
     torch.manual_seed(SEED)
     seconds = {}
     with timed(seconds, "held_out"):
-        b = bench(target, test_video, max_frames, size, models_dir, names, progress)
+        b = bench(target, test_video, max_frames, size,
+                  lambda videoSke, train_idx: load_generators(videoSke, train_idx, models_dir, names), progress)
         results = {"settings": settings(b, max_frames), "rows": {}, "cross": {}}
         driven = held_out_rows(b, SMOOTHED, smoothers)
         results["rows"], per_frame = held_out(b, driven, progress)

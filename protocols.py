@@ -2,8 +2,8 @@
 figures (plain dicts, as the JSON holds them) and, where it has them, its pictures. They share
 one `Bench`: the target, the test frames and the generators, set up once (see `bench`).
 
-The demo's own protocols (its speed, its live path) need the demo, an entry point, so they
-stay in evaluate.py."""
+The generators come from the table and the demo's own protocols (its speed, its live path)
+need the demo: both are entry points' business, so those parts stay in evaluate.py."""
 import logging
 import time
 from dataclasses import dataclass
@@ -13,7 +13,6 @@ from typing import NamedTuple, Optional
 import numpy as np
 from tqdm import tqdm
 
-from generators import TABLE, make_generator
 from hard_clips import VARIANTS, make_clip
 from metrics import appearance, by_quartile, detections, fidelity, flicker, novelty_quartiles
 from Motion import crop_landmarks, drive_track, video_pose_stats
@@ -21,7 +20,6 @@ from nets import resize_all
 from panels import PANEL, panel_transform, place_crop
 from poses import EDIT_FAMILIES, PoseIndex, unseen_poses
 from Skeleton import CROP_MARGIN, PoseDetector, Skeleton, reduced_vectors
-from training import MODELS_DIR, model_path
 from VideoReader import data_path, evenly_spaced
 from VideoSkeleton import PROBE_FRAMES, VideoSkeleton, choose_detect_margin
 
@@ -71,33 +69,12 @@ class Bench:
     index: PoseIndex
 
 
-def load_generators(videoSke, train_idx, models_dir=MODELS_DIR, names=None):
-    """(name -> Generator, name -> model file), one per row of the generator table (or of
-    those `names`): the learned ones from their files in `models_dir` (skipped when missing),
-    those made from the target's video over its training frames `train_idx` only."""
-    gens, files = {}, {}
-    for row in TABLE:
-        if names is not None and row.name not in names:
-            continue
-        path = model_path(videoSke.filename, row.name, models_dir) if row.learned else None
-        if path is not None and not path.exists():
-            log.warning("skipping %s: no %s", row.name, path)
-            continue
-        gen = make_generator(row, target=videoSke, frames=train_idx, models_dir=models_dir)
-        if gen.config["crop_margin"] != videoSke.settings["crop_margin"]:
-            log.warning("%s was made from crops with margin %s, the test frames are cut with %s: its "
-                        "appearance figures compare differently framed pictures", row.name,
-                        gen.config["crop_margin"], videoSke.settings["crop_margin"])
-        gens[row.name] = gen
-        if path is not None:
-            files[row.name] = str(path)
-    return gens, files
-
-
-def bench(target, test_video, max_frames, size, models_dir, names, progress=True):
+def bench(target, test_video, max_frames, size, load_generators, progress=True):
     """The `Bench` of an evaluation: `target` split into training and held-out frames (or, with
     `test_video`, all of it trains and the other video is tested whole), the first `max_frames`
-    test frames (contiguous, so consecutive-frame flicker means something; None: all)."""
+    test frames (contiguous, so consecutive-frame flicker means something; None: all), and the
+    generators `load_generators(target's VideoSkeleton, training frames)` returns as (name ->
+    Generator, name -> model file). Crops are `size` pixels a side."""
     videoSke = VideoSkeleton(target, size=size, progress=progress)
     train_idx, test_idx = videoSke.split()
     if test_video:
@@ -109,7 +86,7 @@ def bench(target, test_video, max_frames, size, models_dir, names, progress=True
     if max_frames:
         test_idx = test_idx[:max_frames]
     skeletons, real = test.skeletons[test_idx], test.images()[test_idx]
-    gens, model_files = load_generators(videoSke, train_idx, models_dir, names)
+    gens, model_files = load_generators(videoSke, train_idx)
     return Bench(videoSke, train_idx, test, test_idx, source_name, videoSke.size, skeletons, real, gens,
                  model_files, PoseDetector(tracking=False, margin=REDETECT_MARGIN),
                  PoseIndex(videoSke.vectors()[train_idx]))
