@@ -25,6 +25,9 @@ CALIBRATION_SECONDS with a person). The picture shows frames per second and the 
 from capture to display; a recording (--output, or no display) is what the screen showed,
 in real time.
 
+The sources (video, skeleton track, live) are in sources.py, the panels' drawing and geometry
+in panels.py (shared with evaluate.py).
+
     python DanceDemo.py --source data/karate1.mp4 --gen-type pix2pix
     python DanceDemo.py --source data/karate1.mp4 --target data/taichi1.mp4 --gen-type nearest
     python DanceDemo.py --source 0                        # the camera

@@ -46,6 +46,10 @@ What users will do, which the held-out frames cannot show (they are the same ses
               detector for every row, whose border is the one that finds the most real frames.
   summary     per generator: held-out, most novel quartile, unseen edits, cross-person, placed.
 
+Here: the protocols composed, the generators loaded, the demo's own protocols (speed, live) and
+the command line; the other protocols are in protocols.py, the figures in metrics.py, the tables
+in report.py.
+
 Prints Markdown tables, writes every figure and the settings to JSON, and image grids: the
 held-out one (--grid), and beside it *_unseen (one edited pose of each family) and *_hardest
 (the most novel poses of all) with every generator's frame.

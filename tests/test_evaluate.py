@@ -1,5 +1,6 @@
 """evaluate.py: metrics on known inputs, and a tiny end-to-end run."""
 import json
+import re
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import pytest
 
 import metrics
 import protocols
+import report
 from conftest import ROOT
 from generators import DEFAULT, TABLE
 from hard_clips import VARIANTS
@@ -142,6 +144,22 @@ def test_end_to_end_on_a_short_clip(clip, clip_models, tmp_path):
     assert set(data["placed"]["rows"]) == {"real", *names}
     assert set(data["summary"]) == set(names)
     assert out_grid.exists() and out_grid.with_name("g_unseen.png").exists() and out_grid.with_name("g_hardest.png").exists()
+    assert_tables_are_whole(result.stdout)
+
+
+def assert_tables_are_whole(markdown):
+    """Every Markdown table: its `---|` line and each of its rows as wide as its header."""
+    for block in re.split(r"\n(?!\|)", markdown):
+        rows = [line for line in block.splitlines() if line.startswith("|")]
+        if rows:
+            widths = {line.count(" | ") + 1 for line in [rows[0], *rows[2:]]} | {rows[1].count("---|")}
+            assert len(widths) == 1, rows[:3]
+
+
+def test_a_table_is_built_from_its_column_list():
+    lines = report.table(["a", "b", "c"], [["1", "2", "3"]])
+    assert lines == ["| a | b | c |", "|---|---|---|", "| 1 | 2 | 3 |"]
+    assert len(report.COLUMNS) == len({title for title, _ in report.COLUMNS})  # one line per figure
 
 
 def test_a_separate_test_video_is_scored_whole(clip, tmp_path, private_cache):
