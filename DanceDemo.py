@@ -25,6 +25,9 @@ CALIBRATION_SECONDS with a person). The picture shows frames per second and the 
 from capture to display; a recording (--output, or no display) is what the screen showed,
 in real time.
 
+The sources (video, skeleton track, live) are in sources.py, the panels' drawing and geometry
+in panels.py (shared with evaluate.py).
+
     python DanceDemo.py --source data/karate1.mp4 --gen-type pix2pix
     python DanceDemo.py --source data/karate1.mp4 --target data/taichi1.mp4 --gen-type nearest
     python DanceDemo.py --source 0                        # the camera
@@ -34,238 +37,38 @@ import functools
 import logging
 import time
 from pathlib import Path
-from typing import NamedTuple, Optional
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
 from display import combine_images, has_display
-from files import check_file, check_output, opencv_text
+from files import check_output
 from generators import GEN_TYPE  # noqa: F401  (the course code imports GEN_TYPE from here)
 from generators import DEFAULT, describe, find, make_generator
-from live import LiveCapture, Meter, live_kind
+from live import live_kind
 from Motion import TRAVEL_ROOM, Calibration, normalised_box, travel_share, video_pose_stats
-from pose_detector import PoseDetector, check_frame_size
+from panels import PANEL, label, place_crop, placeholder
 from project import PROJECT_DIR, DanceError, cli_main, data_path
-from Skeleton import Skeleton, crop_person, crop_square
+from Skeleton import Skeleton, crop_person
 from smoothing import SMOOTHERS, smooth_stream
-from VideoReader import VideoReader, scan
-from VideoSkeleton import PROBE_FRAMES, VideoSkeleton, choose_detect_margin, probe_detect_margin
-from VideoWriter import VideoWriter, check_fps
+from sources import DEFAULT_SMOOTHER, LIVE_SMOOTHER, open_source
+from VideoSkeleton import VideoSkeleton
+from VideoWriter import VideoWriter
 
 DEFAULT_SOURCE = "karate1.mp4"
 DEFAULT_TARGET = "taichi1.mp4"
 EMBEDDED_TRACK = PROJECT_DIR / "data" / "karate1_track.npz"  # skeletons only: the demo runs without videos
-PANEL = 256             # side of each half of the side-by-side picture, in pixels
 SKIP_SECONDS = 3        # how far `n` jumps ahead in the window
-DEFAULT_SMOOTHER = "median"   # see Motion.py and the README's measurements
-LIVE_SMOOTHER = "one_euro"    # causal: a live picture that waits for frames to come is late
 CALIBRATION_SECONDS = 2.0     # live --normalise on: where the source stands, from its first seconds
 NORMALISE_CHOICES = ("auto", "on", "off")
-# What a skeleton track may say, read back (it sets how many frames the demo writes, and how fast):
-TRACK_MAX_FRAMES = 1_000_000  # processed frames: over 9 hours at 30 fps, longer than any video here
-TRACK_MAX_EVERY = 10_000      # a track of every 10,000th frame holds a pose every 5 minutes: none to follow
-TRACK_FPS = (1.0, 1000.0)     # frames per second, as VideoReader accepts a video's
 
 log = logging.getLogger("dance")
 
 
-def label(image, text, org=(6, 18), colour=(255, 255, 255), scale=0.5):
-    """Write a small caption (in the top-left corner by default), legible on any background:
-    a black outline under the coloured letters."""
-    text = opencv_text(text)
-    cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
-    return image
-
-
-def placeholder(frame, size):
-    """A clearly marked panel for a source frame with no person: the frame, letterboxed
-    and darkened, inside a red border, with the words NO PERSON FOUND."""
-    h, w = frame.shape[:2]
-    side = max(h, w)
-    panel = (crop_square(frame, ((w - side) / 2, (h - side) / 2, side), size) * 0.35).astype(np.uint8)
-    cv2.rectangle(panel, (0, 0), (size - 1, size - 1), (0, 0, 255), max(2, size // 64))
-    text, font, scale = "NO PERSON FOUND", cv2.FONT_HERSHEY_SIMPLEX, size / 400
-    (tw, th), _ = cv2.getTextSize(text, font, scale, 2)
-    cv2.putText(panel, text, ((size - tw) // 2, (size + th) // 2), font, scale, (0, 0, 255), 2, cv2.LINE_AA)
-    return panel
-
-
-def letterbox(frame_size, panel):
-    """(k, ox, oy): a frame of `frame_size` (w, h) shown in a panel x panel square is scaled by
-    k and shifted by (ox, oy), black bars filling the rest."""
-    tw, th = frame_size
-    k = panel / max(tw, th)
-    return k, (panel - k * tw) / 2, (panel - k * th) / 2
-
-
-def panel_transform(box, frame_size, panel):
-    """(scale, dx, dy) taking a crop's own coordinates ([0, 1] across the crop whose square is
-    `box` = x0, y0, side in the pixels of a frame of `frame_size`) to the pixels of a panel
-    showing that frame letterboxed into panel x panel."""
-    x0, y0, side = box
-    k, ox, oy = letterbox(frame_size, panel)
-    return k * side, k * x0 + ox, k * y0 + oy
-
-
-def place_crop(crop, box, frame_size, panel):
-    """A frame of `frame_size` (w, h), letterboxed into a panel x panel square, with `crop`
-    standing in its square `box` (x0, y0, side, frame pixels): what the demo's right panel
-    shows. Beyond the crop its edge pixels are extended; outside the frame is black."""
-    scale, dx, dy = panel_transform(box, frame_size, panel)
-    a = scale / crop.shape[0]
-    m = np.array([[a, 0, dx], [0, a, dy]], np.float32)
-    out = cv2.warpAffine(crop, m, (panel, panel), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    (tw, th), (k, ox, oy) = frame_size, letterbox(frame_size, panel)
-    mask = np.zeros(out.shape[:2], bool)
-    mask[int(round(oy)):int(round(oy + k * th)), int(round(ox)):int(round(ox + k * tw))] = True
-    out[~mask] = 0  # letterbox bars: outside the target's frame
-    return out
-
-
-def load_track(path):
-    """A skeleton track written by `VideoSkeleton.py --save-track`: a dict of arrays."""
-    check_file(path, "skeleton track")
-    again = "write the track again with VideoSkeleton.py VIDEO --save-track FILE.npz"
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            track = {k: z[k] for k in ("skeletons", "frame_index", "every", "frames_read", "fps")}
-        skeletons, index = track["skeletons"], track["frame_index"]
-        if skeletons.ndim != 3 or skeletons.shape[1:] != (33, 4) or index.shape != (len(skeletons),):
-            raise ValueError("arrays of the wrong shape")
-        kinds = {"skeletons": "f", "frame_index": "iu", "every": "iu", "frames_read": "iu", "fps": "iuf"}
-        wrong = [k for k, kind in kinds.items() if track[k].dtype.kind not in kind
-                 or (k in ("every", "frames_read", "fps") and track[k].shape != ())]
-        if wrong:
-            raise DanceError(f"{path}: its {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not "
-                             f"{'a number' if len(wrong) == 1 else 'numbers'} of the right kind; {again}")
-    except DanceError:
-        raise
-    except Exception as e:
-        raise DanceError(f"{path}: not a skeleton track ({type(e).__name__}); "
-                         f"write one with VideoSkeleton.py VIDEO --save-track FILE.npz") from None
-    every, frames_read, fps = int(track["every"]), int(track["frames_read"]), float(track["fps"])
-    for name, value, low, high in (("every", every, 1, TRACK_MAX_EVERY),
-                                   ("frames_read", frames_read, len(skeletons), TRACK_MAX_FRAMES),
-                                   ("fps", fps, *TRACK_FPS)):
-        if not low <= value <= high:  # NaN fails too
-            raise DanceError(f"{path}: its {name} {value} is not between {low:g} and {high:g}; {again}")
-    bad = np.flatnonzero(~np.isfinite(skeletons[:, :, :2]).all(axis=(1, 2)))
-    if len(bad) or np.any(np.diff(index) <= 0) or (len(index) and not 0 <= index[0] <= index[-1] < frames_read * every):
-        where = f"frame {int(index[bad[0]])} holds no finite skeleton" if len(bad) else \
-            "its frame numbers are damaged"
-        raise DanceError(f"{path}: {where}; {again}")
-    return track
-
-
-class SourceFrame(NamedTuple):
-    """One frame of a source, as the demo passes it along with its skeleton."""
-    caption: str
-    image: np.ndarray                # BGR uint8, the whole frame
-    captured: Optional[float] = None  # live: time.monotonic() when it was captured
-    time: Optional[float] = None     # a video: its display time in the video (seconds), where it is shown
-
-
-class VideoSource:
-    """Source frames from a video, each with the source's skeleton found live, in the
-    coordinates of the whole frame (None where nobody is found)."""
-
-    normalisable = True  # the skeletons say where in the frame the person stands
-    live = False
-
-    def __init__(self, path, every, panel):
-        self.path, self.every, self.panel = Path(path), every, panel
-        self.name, self.stem, self.sound = str(self.path), self.path.stem, self.path
-        with VideoReader(self.path) as probe:  # a bad source fails now, before any long work
-            check_frame_size(probe.size, self.path)
-            self.frame_size = probe.size
-            # One pass through it first: its frames counted and timed (a stream may not know), and
-            # a sample on which the detection border is chosen (a border where it helps: tight crops).
-            survey = scan(self.path, PROBE_FRAMES)
-            self.detect_margin = probe_detect_margin(probe, survey=survey)
-        # The output's rate: the source's usual rate (a phone's variable rate: its densest stretches,
-        # so no frame need be left out); each frame is placed at its own time (see VideoWriter).
-        self.fps = check_fps(survey.fps, every, self.path)
-        self.total = -(-survey.count // every)
-        self._video = None
-
-    def __iter__(self):
-        """Yield (SourceFrame, landmarks (33, 4) or None) per processed frame."""
-        with VideoReader(self.path) as self._video, PoseDetector(tracking=True, margin=self.detect_margin) as det:
-            for index, frame in self._video:
-                ske = det.detect(frame)
-                yield SourceFrame(f"source {index}", frame, time=self._video.time), \
-                    None if ske is None else ske.landmarks
-                self._video.skip(self.every - 1)
-
-    def skip(self, seconds):
-        if self._video is not None:
-            self._video.skip(int(seconds * self.fps * self.every))
-
-
-class TrackSource:
-    """Source skeletons from a track file, shown as stick figures on black. A track holds
-    crop coordinates only, so each "frame" is a black square the skeleton is already
-    centred in; frames of the original video where nobody was found come back as None."""
-
-    normalisable = False  # a track does not say where in its frame the person stood
-    live = False
-
-    def __init__(self, path, every, panel):
-        self.path, self.panel = Path(path), panel
-        self.name, self.stem, self.sound = str(self.path), self.path.stem, None  # a track has no sound
-        self.track = load_track(self.path)
-        self.step = int(self.track["every"]) * every        # frames of the original video per output frame
-        self.fps = check_fps(float(self.track["fps"]), every, self.path)
-        self.total = -(-int(self.track["frames_read"]) // every)
-        self.frame_size = (panel, panel)
-        self._frame = 0
-
-    def __iter__(self):
-        by_frame = dict(zip(self.track["frame_index"].tolist(), self.track["skeletons"]))
-        last = int(self.track["frames_read"]) * int(self.track["every"])
-        self._frame = 0
-        while self._frame < last:
-            blank = np.zeros((self.panel, self.panel, 3), np.uint8)
-            yield SourceFrame(f"track {self._frame}", blank), by_frame.get(self._frame)
-            self._frame += self.step
-
-    def skip(self, seconds):
-        self._frame += int(seconds * self.fps) * self.step
-
-
-class LiveSource:
-    """Source frames from a live capture (a camera, a stream, or a file played in real time;
-    see live.py): the newest frame whenever the demo is ready, the ones in between dropped.
-    The detection border is chosen on the first frame alone (causal)."""
-
-    normalisable = False  # no whole video to measure: DanceDemo calibrates on the first seconds
-    live = True
-
-    def __init__(self, spec, panel):
-        self.capture = LiveCapture(spec)
-        try:
-            check_frame_size(self.capture.size, self.capture.name)
-        except DanceError:
-            self.capture.close()
-            raise
-        self.path = Path(spec) if self.capture.kind == "file" else None
-        self.fps, self.frame_size, self.panel = self.capture.fps, self.capture.size, panel
-        self.name, self.stem = self.capture.name, self.capture.stem
-        self.sound, self.total = None, None  # live: no sound, no end known
-
-    def __iter__(self):
-        margin = choose_detect_margin([self.capture.first])
-        with self.capture, PoseDetector(tracking=True, margin=margin) as det:
-            for frame in self.capture:
-                ske = det.detect(frame.image)
-                yield (SourceFrame(f"live {frame.seq}", frame.image, frame.captured),
-                       None if ske is None else ske.landmarks)
-
-    def skip(self, seconds):
-        pass  # a live source cannot skip ahead
+def fresh_stats():
+    """The summary's counts before any frame: frames processed, of them with no person, the output."""
+    return {"frames": 0, "missing": 0, "output": None}
 
 
 class DanceDemo:
@@ -293,25 +96,16 @@ class DanceDemo:
         if normalise not in NORMALISE_CHOICES:
             raise DanceError(f"unknown --normalise {normalise!r}; choose one of {', '.join(NORMALISE_CHOICES)}")
         self.source_path = Path(source)
-        is_track = self.source_path.suffix.lower() == ".npz"
-        if live or live_kind(source):
-            if is_track:
-                raise DanceError(f"{source}: a skeleton track cannot be played live; play a video with --live")
-            if every != 1:
-                raise DanceError(f"--every {every}: a live source takes every frame it has time for "
-                                 f"and drops the rest; leave --every out")
-            self.source = LiveSource(source, panel)
-        else:
-            self.source = (TrackSource if is_track else VideoSource)(self.source_path, every, panel)
+        self.source = open_source(source, every, panel, live)
         self.live = self.source.live
-        self.smooth = smooth or (LIVE_SMOOTHER if self.live else DEFAULT_SMOOTHER)
+        self.smooth = smooth or self.source.default_smoother
         self.panel, self.fps = panel, self.source.fps
         # The target's person: a learned generator's model is models/<target>_<name>.pth
         self.generator = make_generator(self.row, data_path(target or DEFAULT_TARGET), model)
         self.target_name = self.generator.target_name
         # The source is cropped as the generator's training crops were (the model records how).
         self.crop_margin = self.generator.config["crop_margin"]
-        self.stats, self.normalise = {}, normalise
+        self.stats, self.normalise = fresh_stats(), normalise
         # Live, where the source stands is measured on its first seconds (whole-video stats need the future).
         self.calibration = Calibration(self.source.frame_size, max(1, round(CALIBRATION_SECONDS * self.fps))) \
             if self.live and normalise == "on" else None
@@ -363,8 +157,7 @@ class DanceDemo:
     def frames(self):
         """Yield (side-by-side picture, SourceFrame) per processed source frame."""
         # One-Euro follows the real spacing of the frames: a live one's capture, a video's own times.
-        time_of = (lambda frame: frame.captured) if self.live else (lambda frame: frame.time)
-        for frame, lm in smooth_stream(self.source, self.smooth, self.fps, time_of=time_of):
+        for frame, lm in smooth_stream(self.source, self.smooth, self.fps, time_of=self.source.time_of):
             self.stats["frames"] += 1
             caption = f"{self.target_name} ({self.row.name})"
             if lm is None:
@@ -385,26 +178,22 @@ class DanceDemo:
                         caption += " calibrating"
             yield combine_images(left, label(right, caption)), frame
 
-    def live_frames(self, meter):
-        """`frames()` of a live source, each picture marked with the frame rate, the latency
-        from capture to now and the frames dropped so far, as it is handed on to be shown."""
+    def pictures(self):
+        """`frames()`, each picture as the source hands it on to be shown (live: marked with the
+        frame rate, the latency from capture to now and the frames dropped so far)."""
         for picture, frame in self.frames():
-            meter.shown(frame.captured)
-            status(picture, f"{meter.fps:4.1f} fps  latency {meter.latency * 1000:4.0f} ms  "
-                            f"dropped {self.source.capture.dropped}")
-            yield picture, frame
+            yield self.source.shown(picture, frame), frame
 
     def default_output(self):
-        live = "live_" if self.live else ""
-        return PROJECT_DIR / "output" / f"{live}{self.source.stem}_to_{self.target_name}_{self.row.name}.mp4"
+        prefix = self.source.output_prefix
+        return PROJECT_DIR / "output" / f"{prefix}{self.source.stem}_to_{self.target_name}_{self.row.name}.mp4"
 
     def draw(self, output=None):
         """Play in a window, or write `output` (an .mp4) when given or when there is no display.
         Returns a summary dict (frames, missing, output, fps; live: captured, dropped, latency).
         Live, Ctrl-C (or `q` in the window) ends the session and keeps the recording."""
-        self.stats = {"frames": 0, "missing": 0, "output": None}
-        meter = Meter()
-        pictures = self.live_frames(meter) if self.live else self.frames()
+        self.stats = fresh_stats()
+        pictures = self.pictures()
         t0 = time.perf_counter()
         try:
             if output is None and has_display():
@@ -416,10 +205,7 @@ class DanceDemo:
         finally:
             pictures.close()  # stops a live capture's thread
         self.stats["fps"] = self.stats["frames"] / max(time.perf_counter() - t0, 1e-9)
-        if self.live:
-            capture = self.source.capture
-            self.stats.update(captured=capture.captured, dropped=capture.dropped,
-                              stopped_early=capture.stopped_early, **meter.summary())
+        self.stats.update(self.source.summary())
         return self.stats
 
     def _write(self, pictures, output):
@@ -428,16 +214,14 @@ class DanceDemo:
         picture held until the next one came), at the source's frame rate."""
         inputs = tuple(p for p in (self.source.path,) if p is not None)
         with VideoWriter(output, self.fps, inputs=inputs, audio=self.source.sound) as writer:
-            progress = tqdm(total=self.source.total, unit="frame", desc="live" if self.live else "demo",
+            progress = tqdm(total=self.source.total, unit="frame", desc=self.source.progress_label,
                             dynamic_ncols=True)
             try:
                 for picture, frame in pictures:
-                    writer.write(picture, time.monotonic() if self.live else frame.time)
+                    writer.write(picture, self.source.stamp(frame))
                     progress.update()
             except KeyboardInterrupt:
-                if not self.live:
-                    raise
-                log.info("stopped: keeping the recording of what was shown")
+                self.source.interrupted(recording=True)  # a file's demo stops; live, the recording is kept
             finally:
                 progress.close()
             if self.stats["frames"] == self.stats["missing"]:
@@ -445,7 +229,7 @@ class DanceDemo:
                                  f"{self.stats['frames']} frames processed; nothing written")
 
     def _show(self, pictures):
-        delay = 1 if self.live else max(1, int(1000 / self.fps))  # live frames come at their own pace
+        delay = self.source.show_delay_ms()
         try:
             for picture, _ in pictures:
                 cv2.imshow("DanceDemo", picture)
@@ -455,15 +239,9 @@ class DanceDemo:
                 if key == ord("n"):
                     self.source.skip(SKIP_SECONDS)
         except KeyboardInterrupt:
-            if not self.live:
-                raise
+            self.source.interrupted(recording=False)
         finally:
             cv2.destroyAllWindows()
-
-
-def status(image, text):
-    """Write a status line along the bottom edge (the live figures), in yellow."""
-    return label(image, text, (6, image.shape[0] - 8), (0, 255, 255), 0.45)
 
 
 def default_source():

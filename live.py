@@ -115,8 +115,8 @@ class LiveCapture:
     read, in the constructor: a bad camera or address fails there, in one line.
     """
 
-    def __init__(self, spec):
-        self.kind = live_kind(spec) or "file"
+    def __init__(self, spec, kind=None):
+        self.kind = kind or live_kind(spec) or "file"  # the caller may have asked live_kind already
         self.spec = str(spec)
         self.name = f"camera {spec}" if self.kind == "camera" else self.spec
         self.stem = f"camera{spec}" if self.kind == "camera" else \

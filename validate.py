@@ -15,7 +15,9 @@ import logging
 import numpy as np
 
 from checkpoints import model_kind
-from evaluate import REDETECT_MARGIN, cell, detections, fidelity, outputs
+from metrics import detections, fidelity
+from protocols import REDETECT_MARGIN, outputs
+from report import cell
 from generators import TABLE
 from Motion import crop_landmarks
 from pose_detector import PoseDetector

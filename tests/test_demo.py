@@ -48,6 +48,13 @@ def test_demo_without_display_writes_a_video(clip, tmp_path, monkeypatch):
     assert stats["output"].startswith(str(tmp_path / "output"))
 
 
+def test_frames_can_be_taken_without_drawing(clip):
+    """A source is iterated by frames() alone: the counts start at the constructor."""
+    demo = DanceDemo(clip, "nearest", target=clip, every=6)
+    pictures = [picture for _, (picture, _frame) in zip(range(3), demo.frames())]
+    assert len(pictures) == 3 and demo.stats["frames"] == 3 and pictures[0].shape == (256, 512, 3)
+
+
 def test_placeholder_marks_frames_with_nobody(clip, tmp_path):
     marked = demo_module.placeholder(np.full((90, 160, 3), 200, np.uint8), 128)
     assert marked.shape == (128, 128, 3)

@@ -1,5 +1,6 @@
 """evaluate.py: metrics on known inputs, and a tiny end-to-end run."""
 import json
+import re
 import subprocess
 import sys
 
@@ -7,7 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-import evaluate as ev
+import metrics
+import protocols
+import report
 from conftest import ROOT
 from generators import DEFAULT, TABLE
 from hard_clips import VARIANTS
@@ -23,8 +26,8 @@ def smooth_image(seed=0, size=64, sigma=3):
 
 def test_identical_images_score_perfectly():
     a = smooth_image().astype(np.float32) / 255
-    assert ev.l1(a, a) == 0 and ev.psnr(a, a) == float("inf")
-    assert ev.ssim(a, a) == pytest.approx(1.0, abs=1e-9)
+    assert metrics.l1(a, a) == 0 and metrics.psnr(a, a) == float("inf")
+    assert metrics.ssim(a, a) == pytest.approx(1.0, abs=1e-9)
 
 
 def test_noise_lowers_ssim_and_psnr_by_the_expected_amount():
@@ -32,31 +35,31 @@ def test_noise_lowers_ssim_and_psnr_by_the_expected_amount():
     rng = np.random.default_rng(1)
     small = np.clip(a + rng.normal(0, 0.02, a.shape), 0, 1)
     large = np.clip(a + rng.normal(0, 0.10, a.shape), 0, 1)
-    assert ev.psnr(a, small) == pytest.approx(34, abs=1.0)   # 20 log10(1 / 0.02) = 34 dB
-    assert ev.psnr(a, large) == pytest.approx(20, abs=1.0)   # 20 log10(1 / 0.1) = 20 dB
-    assert 1 > ev.ssim(a, small) > ev.ssim(a, large) > 0
-    assert ev.l1(a, large) == pytest.approx(0.08, abs=0.01)  # E|N(0, 0.1)| = 0.1 * sqrt(2 / pi)
+    assert metrics.psnr(a, small) == pytest.approx(34, abs=1.0)   # 20 log10(1 / 0.02) = 34 dB
+    assert metrics.psnr(a, large) == pytest.approx(20, abs=1.0)   # 20 log10(1 / 0.1) = 20 dB
+    assert 1 > metrics.ssim(a, small) > metrics.ssim(a, large) > 0
+    assert metrics.l1(a, large) == pytest.approx(0.08, abs=0.01)  # E|N(0, 0.1)| = 0.1 * sqrt(2 / pi)
 
 
 def test_a_constant_offset_costs_l1_exactly_and_shift_hurts_ssim():
     a = smooth_image().astype(np.float32) / 255 * 0.5
-    assert ev.l1(a, a + 0.1) == pytest.approx(0.1, abs=1e-6)
+    assert metrics.l1(a, a + 0.1) == pytest.approx(0.1, abs=1e-6)
     b = smooth_image(sigma=1).astype(np.float32) / 255
     shifted = np.roll(b, 3, axis=1)
-    assert ev.ssim(b, shifted) < 0.5 < ev.ssim(b, np.roll(b, 1, axis=1)) < 1
+    assert metrics.ssim(b, shifted) < 0.5 < metrics.ssim(b, np.roll(b, 1, axis=1)) < 1
 
 
 def test_flicker_of_a_still_and_a_changing_sequence():
     still = np.repeat(smooth_image()[None], 5, axis=0)
-    assert ev.flicker(still) == 0
+    assert metrics.flicker(still) == 0
     ramp = np.stack([np.full((8, 8, 3), 10 * i, np.uint8) for i in range(5)])
-    assert ev.flicker(ramp) == pytest.approx(10 / 255)
+    assert metrics.flicker(ramp) == pytest.approx(10 / 255)
 
 
 def test_person_box_grows_and_clips():
     vec = np.tile([0.5, 0.5], 13).astype(np.float32)
     vec[:2] = (0.0, 0.1)
-    x0, y0, x1, y1 = ev.person_box(vec, 100, margin=0.1)
+    x0, y0, x1, y1 = metrics.person_box(vec, 100, margin=0.1)
     assert (x0, y0) == (0, 0) and x1 == 60 and y1 == 60
 
 
@@ -64,27 +67,27 @@ def test_placing_a_real_crop_in_its_frame_reproduces_its_detection(clip):
     """The placed protocol, on real frames: the crop put back where it was cut from, at the
     panel's size, is found with its own skeleton."""
     vs = VideoSkeleton(clip, every=6, progress=False)
-    with PoseDetector(tracking=False, margin=ev.REDETECT_MARGIN) as det:
-        crop_found, _ = ev.detections(vs.images(), vs.skeletons, det)
-    panels = ev.placed_panels(vs.images(), vs.skeletons, vs.boxes, vs.frame_size)[0]
-    det, margin = ev.placed_detector(panels)
+    with PoseDetector(tracking=False, margin=protocols.REDETECT_MARGIN) as det:
+        crop_found, _ = metrics.detections(vs.images(), vs.skeletons, det)
+    panels = protocols.placed_panels(vs.images(), vs.skeletons, vs.boxes, vs.frame_size)[0]
+    det, margin = protocols.placed_detector(panels)
     with det:
-        found, errors = ev.placed(vs.images(), vs.skeletons, vs.boxes, vs.frame_size, det)
+        found, errors = protocols.placed(vs.images(), vs.skeletons, vs.boxes, vs.frame_size, det)
     assert found.mean() >= crop_found.mean() - 0.1 and found.mean() > 0.6
     assert np.nanmedian(errors) < 6  # panel pixels (256), where the crop's person is about 100 px tall
 
 
 def test_novelty_quartiles_split_by_the_edges():
-    q = ev.novelty_quartiles(np.array([0.0, 0.1, 0.25, 0.3, 0.9]), np.array([0.1, 0.2, 0.3]))
+    q = metrics.novelty_quartiles(np.array([0.0, 0.1, 0.25, 0.3, 0.9]), np.array([0.1, 0.2, 0.3]))
     assert list(q) == [0, 1, 2, 3, 3]
     found, errors = np.array([True, False, True, True]), np.array([2.0, np.nan, 4.0, 6.0])
-    rows = ev.by_quartile(found, errors, np.array([0, 0, 1, 3]))
+    rows = metrics.by_quartile(found, errors, np.array([0, 0, 1, 3]))
     assert rows[0] == {"detection_rate": 0.5, "joint_error_px": 2.0, "frames": 2} and rows[2]["frames"] == 0
 
 
 def test_a_blank_image_is_never_detected():
     with PoseDetector(tracking=False) as det:
-        r = ev.pose_fidelity([np.zeros((128, 128, 3), np.uint8)] * 3, np.zeros((3, 26), np.float32), det)
+        r = metrics.pose_fidelity([np.zeros((128, 128, 3), np.uint8)] * 3, np.zeros((3, 26), np.float32), det)
     assert r["detection_rate"] == 0 and np.isnan(r["joint_error_px"]) and r["frames"] == 3
 
 
@@ -141,6 +144,22 @@ def test_end_to_end_on_a_short_clip(clip, clip_models, tmp_path):
     assert set(data["placed"]["rows"]) == {"real", *names}
     assert set(data["summary"]) == set(names)
     assert out_grid.exists() and out_grid.with_name("g_unseen.png").exists() and out_grid.with_name("g_hardest.png").exists()
+    assert_tables_are_whole(result.stdout)
+
+
+def assert_tables_are_whole(markdown):
+    """Every Markdown table: its `---|` line and each of its rows as wide as its header."""
+    for block in re.split(r"\n(?!\|)", markdown):
+        rows = [line for line in block.splitlines() if line.startswith("|")]
+        if rows:
+            widths = {line.count(" | ") + 1 for line in [rows[0], *rows[2:]]} | {rows[1].count("---|")}
+            assert len(widths) == 1, rows[:3]
+
+
+def test_a_table_is_built_from_its_column_list():
+    lines = report.table(["a", "b", "c"], [["1", "2", "3"]])
+    assert lines == ["| a | b | c |", "|---|---|---|", "| 1 | 2 | 3 |"]
+    assert len(report.COLUMNS) == len({title for title, _ in report.COLUMNS})  # one line per figure
 
 
 def test_a_separate_test_video_is_scored_whole(clip, tmp_path, private_cache):

@@ -12,7 +12,7 @@ from conftest import assert_holds_any_pose
 import GenLayered as layered
 import masks as masks_module
 from augment import turn_and_mirror
-from evaluate import outputs
+from protocols import outputs
 from GenLayered import GenLayered, fill_holes, part_descriptors
 from masks import mask_files, person_masks
 from nets import images_to_tensor
