@@ -91,9 +91,6 @@ def test_help_lists_every_generator_of_the_table():
 
 MAX_MODULE_LINES = 400   # a module a newcomer reads in a sitting
 MAX_FUNCTION_LINES = 60  # a function seen whole on one screen
-# Modules still over either limit on this branch: others are splitting them in parallel (issue's
-# restructuring); the test turns strict once they are done.
-STILL_OVER = ("DanceDemo", "evaluate", "Motion", "poses", "Skeleton", "VideoReader", "VideoSkeleton")
 
 
 def sizes_over_the_limits():
@@ -111,12 +108,6 @@ def sizes_over_the_limits():
     return over
 
 
-def test_the_split_modules_stay_within_the_limits():
-    over = [o for o in sizes_over_the_limits() if o.split(":")[0].split(".")[0] not in STILL_OVER]
-    assert not over, f"over {MAX_MODULE_LINES} lines a module or {MAX_FUNCTION_LINES} a function: {over}"
-
-
-@pytest.mark.xfail(strict=False, reason=f"still being split in parallel: {', '.join(STILL_OVER)}")
 def test_no_module_over_400_lines_and_no_function_over_60():
     over = sizes_over_the_limits()
     assert not over, f"over {MAX_MODULE_LINES} lines a module or {MAX_FUNCTION_LINES} a function: {over}"
