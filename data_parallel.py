@@ -154,7 +154,7 @@ def unwrap(net):
 
 
 class StopRequest:
-    """Ctrl-C (or SIGTERM, SIGHUP: VideoReader.STOP_SIGNALS) during training asks the loop to
+    """Ctrl-C (or SIGTERM, SIGHUP: project.STOP_SIGNALS) during training asks the loop to
     stop after the current step, so that the state it saves is a whole number of steps and
     --resume continues exactly where it stopped (a second one stops at once, saving nothing
     more). Under torchrun each rank hears Ctrl-C

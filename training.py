@@ -37,7 +37,7 @@ of the video file), not only its name. --resume refuses a checkpoint of another 
 the same name, and a trainer writes over a model of another (or an unrecorded) video only
 with --replace-other-video, which no error message suggests for a model in models/ (the
 shipped ones record no digest: they stay unless that is asked for by name). Each output
-(model, checkpoint) is claimed for the run (VideoReader.OutputClaim): a second trainer
+(model, checkpoint) is claimed for the run (files.OutputClaim): a second trainer
 with the same --out stops at once.
 """
 import contextlib
