@@ -104,7 +104,7 @@ class DanceDemo:
         self.generator = make_generator(self.row, data_path(target or DEFAULT_TARGET), model)
         self.target_name = self.generator.target_name
         # The source is cropped as the generator's training crops were (the model records how).
-        self.crop_margin = self.generator.config["crop_margin"]
+        self.crop_margin = self.generator.record["crop_margin"]
         self.stats, self.normalise = fresh_stats(), normalise
         # Live, where the source stands is measured on its first seconds (whole-video stats need the future).
         self.calibration = Calibration(self.source.frame_size, max(1, round(CALIBRATION_SECONDS * self.fps))) \
@@ -133,7 +133,7 @@ class DanceDemo:
         except ValueError as e:
             (log.warning if mode == "on" else log.info)("pose normalisation off: %s", e)
             return None
-        target_stats = self.generator.config["target_stats"]
+        target_stats = self.generator.record["target_stats"]
         share = travel_share(source_stats, target_stats)
         if share > TRAVEL_ROOM:
             log.info("%s travels %.0f%% of the target's frame width: its travel is compressed to %.0f%% so "
@@ -146,7 +146,7 @@ class DanceDemo:
         if self.calibration is None:
             return self.norm
         source = self.calibration(landmarks)
-        return None if source is None else (source, self.generator.config["target_stats"])
+        return None if source is None else (source, self.generator.record["target_stats"])
 
     def place(self, generated, box, landmarks, norm):
         """The right panel with normalisation `norm` (source stats, target stats): the generated

@@ -46,10 +46,9 @@ from augment import turn_and_mirror
 from masks import person_masks
 from nets import UNet, images_to_tensor
 from parts import PARTS, WARP_CHUNK, bone_ends, capsule_masks, move_parts, part_weights, torso_length
-from poses import pose_maps
 from project import DanceError, cli_main
 from references import SHUNNED, Bank, BankGenerator, draw_near_to_far, near_in_time, turned_away, whole_pose_costs
-from Skeleton import full_landmarks
+from Skeleton import landmark_array
 from trainer_cli import train_main
 from training_settings import setting, with_default
 
@@ -74,7 +73,7 @@ class LayeredSettings(RecipeSettings):
 
 
 CANDIDATES = 2        # the per-part composite and the nearest whole pose's
-NET_CHANNELS = 3 + CANDIDATES * 4 + 3   # pose map, per candidate (image, coverage), the plate
+PER_CANDIDATE = 4     # input channels per candidate: its image (3), its coverage (1); the plate adds 3
 PART_DRAW = 6         # training draws each part's reference among its PART_DRAW best matches ...
 PART_FAR = 2.0        # ... its rank as u**PART_FAR of that
 WHOLE_PULL = 0.5      # a part's matching cost: its bone's mismatch + this x the whole pose's distance
@@ -104,7 +103,7 @@ def part_descriptors(landmarks):
     """What a part's reference must match, per part, in torso lengths: (N, P, 6). Limbs: the
     bone (2, zeros after); the torso: spine, shoulder line, hip line; the head: neck to head,
     ear to ear. NaN where unknown."""
-    lm = full_landmarks(landmarks)
+    lm = landmark_array(landmarks)
     ends = bone_ends(lm)
     size = torso_length(lm)[:, None, None]
     out = np.zeros((len(lm), len(PARTS), 6))
@@ -119,10 +118,10 @@ class LayeredFusion(nn.Module):
     """The fusion network: pose map + per candidate (image, coverage) + the plate -> a softmax
     selection, pixel by pixel, among the candidates and an image of its own, plus a bounded residual."""
 
-    def __init__(self, base, levels, residual):
+    def __init__(self, pose_channels, base, levels, residual):
         super().__init__()
         self.residual = residual
-        self.unet = UNet(NET_CHANNELS, base, levels, out_channels=3 + CANDIDATES + 1 + 3, tanh=False)
+        self.unet = UNet(pose_channels + CANDIDATES * PER_CANDIDATE + 3, base, levels, out_channels=3 + CANDIDATES + 1 + 3, tanh=False)
 
     def forward(self, batch, with_weights=False):
         """The image (B, 3, S, S); with_weights=True: (image, weights (B, CANDIDATES + 1, S, S),
@@ -189,7 +188,8 @@ class GenLayered(BankGenerator):
         super().build()
 
     def build_generator(self):
-        return LayeredFusion(self.config["g_base"], self.unet_levels, self.config["residual"])
+        return LayeredFusion(self.render_poses.channels, self.config["g_base"], self.unet_levels,
+                             self.config["residual"])
 
     def reset(self):
         self.previous = None
@@ -253,7 +253,7 @@ class GenLayered(BankGenerator):
         """The batch with its candidates, their coverage and the plate (see `candidates`); in
         training (rng given), a share of its frames first turned and/or mirrored with their
         skeletons (augment.py), its pose maps drawn again for them."""
-        landmarks = full_landmarks(batch["skeleton"].numpy())
+        landmarks = landmark_array(batch["skeleton"].numpy())
         if rng is not None and self.config["augment"] > 0:
             batch, landmarks = self.augment(batch, landmarks, rng)
         frames = batch["frame"].numpy() if rng is not None else None
@@ -271,7 +271,7 @@ class GenLayered(BankGenerator):
         image, turned = turn_and_mirror(batch["image"], landmarks, angles, mirrored)
         landmarks = np.where(chosen[:, None, None], turned, landmarks)
         image = torch.where(torch.from_numpy(chosen).to(image.device)[:, None, None, None], image, batch["image"])
-        pose = images_to_tensor(pose_maps(landmarks, c["image_size"])).to(image.device)
+        pose = images_to_tensor(self.render_poses(landmarks, c["image_size"])).to(image.device)
         return {**batch, "image": image, "pose": pose, "skeleton": torch.from_numpy(landmarks)}, landmarks
 
 

@@ -18,10 +18,11 @@ import cv2
 import numpy as np
 
 from generator_base import Generator
-from Motion import video_pose_stats
 from nearest_frames import nearest_frames
 from files import IMAGE_SUFFIXES, check_output, write_image
 from project import DanceError, cli_main, data_path, evenly_spaced
+from provenance import target_record
+from Skeleton import full_landmarks
 from VideoSkeleton import VideoSkeleton
 from display import combine_images
 
@@ -41,21 +42,21 @@ class GenNearest(Generator):
         if len(self.indices) == 0:
             raise DanceError(f"{videoSkeTgt.filename}: no target frames to search")
         self.find = nearest_frames(videoSkeTgt, self.indices)
-        self.config = {"target": videoSkeTgt.filename.name, "image_size": videoSkeTgt.size,
-                       "crop_margin": videoSkeTgt.settings["crop_margin"], "crop_size": videoSkeTgt.size,
-                       "target_stats": video_pose_stats(videoSkeTgt), "frames": len(self.indices)}
+        self.config = {"image_size": videoSkeTgt.size, "frames": len(self.indices)}
+        self.record = target_record(videoSkeTgt)
 
     def nearest(self, skes):
-        """Indices (into the target VideoSkeleton) of the closest frame for each skeleton."""
-        return self.find(skes)
+        """Indices (into the target VideoSkeleton) of the closest frame for each of `skes`
+        (Skeletons, (N, 33, 4) landmarks or (N, 26) vectors)."""
+        return self.find(full_landmarks(skes))
 
     def generate(self, ske):
         """The target frame (BGR uint8, size x size) whose pose is closest to `ske`."""
         return self.videoSkeletonTarget.readImage(self.nearest([ske])[0])
 
-    def generate_batch(self, skeletons):
-        """Skeletons (N, 26) or (N, 33, 4) -> their nearest target frames, (N, size, size, 3) BGR uint8."""
-        return self.videoSkeletonTarget.images()[self.nearest(skeletons)]
+    def make_images(self, landmarks):
+        """(N, 33, 4) landmarks -> their nearest target frames, (N, size, size, 3) BGR uint8."""
+        return self.videoSkeletonTarget.images()[self.find(landmarks)]
 
 
 GenNeirest = GenNearest  # the course code's name

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from adversarial import AdversarialGenerator, RecipeSettings
 from nets import UNet
-from poses import pose_maps
+from poses import POSE_MAPS
 from trainer_cli import train_main
 from training_settings import with_default
 from project import cli_main
@@ -37,10 +37,10 @@ class GenPix2Pix(AdversarialGenerator):
     kind = "GenPix2Pix"
     name = "pix2pix"
     settings = Pix2PixSettings
-    render_poses = staticmethod(pose_maps)
+    render_poses = POSE_MAPS
 
     def build_generator(self):
-        return UNet(3, self.config["g_base"], self.unet_levels)
+        return UNet(self.render_poses.channels, self.config["g_base"], self.unet_levels)
 
 
 def main():

@@ -46,7 +46,7 @@ class GenVanillaNN(LearnedGenerator):
         if self.config["input"] not in INPUTS:
             raise DanceError(f"--input must be one of {', '.join(INPUTS)} (got {self.config['input']!r})")
         self.netG = (GenNNSkeToImage() if self.config["input"] == "ske" else
-                     UNet(in_channels=3, base=32, levels=4)).to(self.device)
+                     UNet(in_channels=self.render_poses.channels, base=32, levels=4)).to(self.device)
         self.optG = adam(self.netG.parameters(), self.config["lr"])
 
     @property

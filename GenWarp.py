@@ -45,7 +45,7 @@ from nets import UNet
 from parts import warp_parts
 from project import DanceError, cli_main
 from references import BankGenerator, draw_near_to_far, near_in_time, whole_pose_costs
-from Skeleton import full_landmarks
+from Skeleton import landmark_array
 from trainer_cli import train_main
 from training_settings import setting, with_default
 
@@ -71,9 +71,10 @@ class WarpFusion(nn.Module):
     """The fusion network: pose map + per reference (composite, coverage, reference) ->
     a softmax blend, pixel by pixel, of the composites and an image of its own."""
 
-    def __init__(self, references, base, levels):
+    def __init__(self, pose_channels, references, base, levels):
         super().__init__()
-        self.unet = UNet(3 + SOURCE_CHANNELS * references, base, levels, out_channels=3 + references + 1, tanh=False)
+        self.unet = UNet(pose_channels + SOURCE_CHANNELS * references, base, levels, out_channels=3 + references + 1,
+                         tanh=False)
 
     def forward(self, batch, with_weights=False):
         """The image; with_weights=True: (image, weights), see `blend` (training's call, through
@@ -101,7 +102,8 @@ class GenWarp(BankGenerator):
     settings = WarpSettings
 
     def build_generator(self):
-        return WarpFusion(self.config["references"], self.config["g_base"], self.unet_levels)
+        return WarpFusion(self.render_poses.channels, self.config["references"], self.config["g_base"],
+                          self.unet_levels)
 
     # -- references --
     def references(self, landmarks, frames=None, rng=None):
@@ -126,7 +128,7 @@ class GenWarp(BankGenerator):
     def complete(self, batch, rng=None):
         """Add the references (B, K, 3, S, S), their parts moved to the asked poses and laid
         over each other ("warped", same shape) and where those land ("cover", (B, K, 1, S, S))."""
-        landmarks = full_landmarks(batch["skeleton"].numpy())  # reduced 26-vectors: the other landmarks NaN
+        landmarks = landmark_array(batch["skeleton"].numpy())
         b, k, s = len(landmarks), self.config["references"], self.config["image_size"]
         picks = self.references(landmarks, batch["frame"].numpy() if rng is not None else None, rng).reshape(-1)
         refs = self.bank.images[picks].to(self.device).float().div(127.5).sub(1.0)

@@ -136,24 +136,36 @@ class Skeleton:
         return image
 
 
-def reduced_vectors(skeletons):
-    """(N, 26) float32 reduced vectors from a batch of skeletons given either as
-    reduced vectors (N, 26) or as full landmark arrays (N, 33, 4): what every
-    generator's `generate_batch` accepts."""
-    arr = np.asarray(skeletons, dtype=np.float32)
-    if arr.ndim == 3 and arr.shape[1:] == (NUM_LANDMARKS, 4):
-        return arr[:, REDUCED_IDS, :2].reshape(len(arr), 2 * len(REDUCED_IDS))
-    return arr.reshape(len(arr), -1)
-
-
 def full_landmarks(skeletons):
-    """(N, 33, 4) landmark arrays from reduced vectors (N, 26) or landmark arrays;
-    landmarks a reduced vector does not know are NaN (see `Skeleton.from_array`)."""
+    """The one pose format inside the generators, from any a user passes: (N, 33, 4) float32
+    landmark arrays from landmark arrays (N, 33, 4), flat ones (N, 132), reduced 26-vectors
+    (N, 26) or a sequence of Skeletons. Landmarks a reduced vector does not know are NaN
+    (see `Skeleton.from_array`). Called once, where skeletons come in (`Generator.generate_batch`);
+    everything past it takes (N, 33, 4) only (`landmark_array`)."""
+    if len(skeletons) and isinstance(skeletons[0], Skeleton):
+        return np.stack([s.landmarks for s in skeletons])
     arr = np.asarray(skeletons, dtype=np.float32)
     if arr.ndim == 3 and arr.shape[1:] == (NUM_LANDMARKS, 4):
         return arr
     return np.stack([Skeleton.from_array(v).landmarks for v in arr.reshape(len(arr), -1)]) if len(arr) \
         else np.zeros((0, NUM_LANDMARKS, 4), np.float32)
+
+
+def landmark_array(landmarks):
+    """`landmarks` as a float32 array, checked to be (N, 33, 4): what every function past
+    `full_landmarks` takes. A ValueError for any other shape (a 26-vector that slipped past the
+    boundary would otherwise be read as something else)."""
+    arr = np.asarray(landmarks, dtype=np.float32)
+    if arr.ndim != 3 or arr.shape[1:] != (NUM_LANDMARKS, 4):
+        raise ValueError(f"expected landmarks of shape (N, {NUM_LANDMARKS}, 4), got {arr.shape}: convert skeletons "
+                         f"once with Skeleton.full_landmarks")
+    return arr
+
+
+def reduced_vectors(landmarks):
+    """(N, 33, 4) landmarks -> (N, 26) float32: the 13 reduced joints' x, y (the seed's vector)."""
+    arr = landmark_array(landmarks)
+    return arr[:, REDUCED_IDS, :2].reshape(len(arr), REDUCED_DIM)
 
 
 def square_box(ske, image_size, margin=CROP_MARGIN):

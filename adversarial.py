@@ -92,7 +92,7 @@ class AdversarialGenerator(LearnedGenerator):
         self.optG = adam(self.netG.parameters(), c["lr"])
         self.netG.apply(weights_init)
         self.netG_ema = copy.deepcopy(self.netG).eval().requires_grad_(False)
-        self.netD = MultiscaleDiscriminator(6, c["d_base"], c["d_scales"]).to(self.device)
+        self.netD = MultiscaleDiscriminator(self.render_poses.channels + 3, c["d_base"], c["d_scales"]).to(self.device)
         self.netD.apply(weights_init)
         self.optD = adam(self.netD.parameters(), c["lr"])
         self.ema_updates = 0  # for the average's warm-up (ema.ema_decay)

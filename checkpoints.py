@@ -46,26 +46,31 @@ def model_path(target, name, models_dir=MODELS_DIR):
     return Path(models_dir) / f"{Path(target).stem}_{name}.pth"
 
 
-def model_config(path):
-    """The config of a model or checkpoint file (a dict), or None when it is no readable model."""
+def model_record(path):
+    """What a model or checkpoint file records of its target (provenance.py; a dict), or None
+    when it is no readable model. A file written before the record was kept apart holds it
+    in its config."""
     try:
-        config = torch.load(path, map_location="cpu", weights_only=True).get("config")
-        return config if isinstance(config, dict) else None
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
         return None
+    if not isinstance(state, dict):
+        return None
+    record = state.get("record") if "record" in state else state.get("config")
+    return record if isinstance(record, dict) else None
 
 
 def model_target(path):
-    """The target video named in a model file's config, or None when it is no readable model."""
-    return (model_config(path) or {}).get("target")
+    """The target video named in a model file's record, or None when it is no readable model."""
+    return (model_record(path) or {}).get("target")
 
 
-def _another_video(config, video):
-    """Words for the video a model or checkpoint `config` was trained on, when its recorded
-    content is not `video`'s (file_digest)."""
-    if config.get("target_digest"):
-        return f"another video named {config.get('target')} (its content differs from {video})"
-    return (f"a video named {config.get('target')} whose content it does not record (made before contents were "
+def _another_video(record, video):
+    """Words for the video a model or checkpoint was trained on (its `record`), when its
+    recorded content is not `video`'s (file_digest)."""
+    if record.get("target_digest"):
+        return f"another video named {record.get('target')} (its content differs from {video})"
+    return (f"a video named {record.get('target')} whose content it does not record (made before contents were "
             f"recorded), so it cannot be told from {video}")
 
 
@@ -76,15 +81,15 @@ def check_owners(args, video, digest, out, checkpoint):
     (where the shipped models are: a model of taichi1 is never one option away from being
     replaced by someone else's). A model of this very video: with --replace (or --resume)."""
     if out.exists():
-        config = model_config(out) or {}
-        owner = config.get("target")
+        record = model_record(out) or {}
+        owner = record.get("target")
         if owner != video.name:
             raise DanceError(f"{out}: holds {'a model of ' + owner if owner else 'something that is not a model'}, "
                              f"not of {video.name}; write this one elsewhere (--out)")
-        if config.get("target_digest") != digest:
+        if record.get("target_digest") != digest:
             if not args.replace_other_video:
                 shipped = out.resolve().is_relative_to(MODELS_DIR.resolve())
-                raise DanceError(f"{out}: holds a model of {_another_video(config, video)}; write this one elsewhere "
+                raise DanceError(f"{out}: holds a model of {_another_video(record, video)}; write this one elsewhere "
                                  f"(--out FILE)"
                                  + ("" if shipped else ", or pass --replace-other-video to write over it"))
         elif not (args.replace or args.resume):
@@ -93,11 +98,11 @@ def check_owners(args, video, digest, out, checkpoint):
     # A fresh start writes over the checkpoint of its own video (one made before contents were
     # recorded, of this name, too: nothing tells it apart, and it is a by-product, not a model).
     if checkpoint.exists() and not args.resume and not args.replace_other_video:  # --resume: see _train
-        config = model_config(checkpoint) or {}
-        owner = config.get("target")
-        if owner not in (None, video.name) or config.get("target_digest") not in (None, digest):
+        record = model_record(checkpoint) or {}
+        owner = record.get("target")
+        if owner not in (None, video.name) or record.get("target_digest") not in (None, digest):
             raise DanceError(f"{checkpoint}: holds the training state of "
-                             f"{_another_video(config, video) if owner == video.name else owner}; train this one "
+                             f"{_another_video(record, video) if owner == video.name else owner}; train this one "
                              f"with another --out (its checkpoint is named after it), or pass --replace-other-video "
                              f"to write over it")
 

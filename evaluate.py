@@ -72,11 +72,11 @@ import torch
 
 from DanceDemo import DanceDemo
 from generators import DEFAULT, TABLE, find, make_generator
-from metrics import BOX_MARGIN, beyond, detections, fidelity, pool_rows
+from metrics import BOX_MARGIN, beyond, fidelity, pool_rows
 from smoothing import SMOOTHERS
 from protocols import (HARD_EVERY, HARD_VARIANTS, HARDEST, REDETECT_MARGIN, SEED, at_panel_size, bench, cross_clips,
-                       drive_clips, hard_clips, held_out, held_out_rows, novelty, outputs, speed, unseen)
-from report import cell, finite, markdown
+                       drive_clips, hard_clips, held_out, held_out_rows, novelty, speed, unseen)
+from report import finite, markdown
 from pose_detector import MIN_FRAME_SIDE
 from sources import DEFAULT_SMOOTHER
 from checkpoints import MODELS_DIR, model_path
@@ -86,8 +86,6 @@ from files import IMAGE_SUFFIXES, atomic_path, check_output, write_image
 from project import DanceError, cli_main, data_path
 from VideoSkeleton import DEFAULT_SIZE, HELD_OUT, MAX_SIZE
 
-# validate.py reads these names from here; their homes are metrics.py, protocols.py and report.py.
-__all__ = ["evaluate", "main", "REDETECT_MARGIN", "cell", "detections", "fidelity", "outputs"]
 
 # ---- defaults ----
 DEFAULT_TARGET = "taichi1.mp4"
@@ -116,10 +114,10 @@ def load_generators(videoSke, train_idx, models_dir=MODELS_DIR, names=None):
             log.warning("skipping %s: no %s", row.name, path)
             continue
         gen = make_generator(row, target=videoSke, frames=train_idx, models_dir=models_dir)
-        if gen.config["crop_margin"] != videoSke.settings["crop_margin"]:
+        if gen.record["crop_margin"] != videoSke.settings["crop_margin"]:
             log.warning("%s was made from crops with margin %s, the test frames are cut with %s: its "
                         "appearance figures compare differently framed pictures", row.name,
-                        gen.config["crop_margin"], videoSke.settings["crop_margin"])
+                        gen.record["crop_margin"], videoSke.settings["crop_margin"])
         gens[row.name] = gen
         if path is not None:
             files[row.name] = str(path)

@@ -12,7 +12,6 @@ from enum import IntEnum
 from pathlib import Path
 
 from checkpoints import MODELS_DIR, model_path
-from generator_base import check_config
 from GenGAN import GenGAN
 from GenLayered import GenLayered
 from GenNearest import GenNearest
@@ -20,6 +19,7 @@ from GenPix2Pix import GenPix2Pix
 from GenVanillaNN import GenVanillaNN
 from GenWarp import GenWarp
 from project import DanceError
+from provenance import TARGET_KEYS, check_record
 from VideoSkeleton import VideoSkeleton
 from caches import file_digest
 
@@ -136,9 +136,12 @@ def make_generator(gen_type, target=None, model=None, frames=None, models_dir=MO
         if gen.config.get(key) != wanted:
             raise DanceError(f"{model}: is a model of {key} '{gen.config.get(key)}', "
                              f"but --gen-type {row.name} needs {key} '{wanted}'")
-    check_config(gen.config, model)
+    try:
+        check_record(gen.record, required=TARGET_KEYS)
+    except DanceError as e:
+        raise DanceError(f"{model}: {e}") from None
     if named_for is not None and gen.target_name != named_for:
-        raise DanceError(f"{model}: is named for {named_for} but renders {gen.config['target']} "
+        raise DanceError(f"{model}: is named for {named_for} but renders {gen.record['target']} "
                          f"(renamed?); give it its own name, or pass it with --model")
     if named_for is not None:
         check_same_video(gen, target, model)
@@ -149,7 +152,7 @@ def check_same_video(gen, target, model):
     """A model found by its target's name must be of that very video: the content it records
     (target_digest, the video file's sha256) is the target's, when both are known (the shipped
     models record none; a fresh clone has the models and not the videos)."""
-    recorded = gen.config.get("target_digest")
+    recorded = gen.record.get("target_digest")
     if isinstance(target, VideoSkeleton):
         video, digest = target.filename, target.meta["digest"]
     else:

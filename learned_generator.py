@@ -1,24 +1,24 @@
 """The base class of every learned generator: its settings, networks, inference, training
 (training.fit) and model files."""
-import numpy as np
 import torch
 
 from checkpoints import load_checkpoint, save_checkpoint
 from data_parallel import Ranks, distribute, ranks, unwrap
 from generator_base import Generator, finite_number
 from nets import images_to_tensor, pick_device, tensor_to_images
-from poses import pose_images
+from poses import STICK_FIGURES
+from provenance import MAX_FRAMES, check_record, check_renderer, split_config, whole
 from Skeleton import reduced_vectors
 from training import fit
-from training_settings import (EPOCHS, MAX_FRAMES, NO_PROGRESS, RECORDED_KEYS, TRAIN_EVERY, TRAINING_DEFAULTS,
-                               TRAINING_RANGES, TrainingSettings, _whole, check_recorded, check_settings,
-                               settings_defaults, settings_ranges)
+from training_settings import (EPOCHS, NO_PROGRESS, TRAIN_EVERY, TRAINING_DEFAULTS, TRAINING_RANGES, TrainingSettings,
+                               check_settings, settings_defaults, settings_ranges)
 from project import DanceError
 
 
 class LearnedGenerator(Generator):
     """A generator with networks trained on one target: `generate`, `generate_batch`, `reset`,
-    `config` (Generator), plus `train`, `save` and `load`.
+    `config` (its settings), `record` (what it was trained on: provenance.py) (Generator), plus
+    `train`, `save` and `load`.
 
     Subclasses set:
       kind         the name written into its files (a file says which class it holds)
@@ -30,7 +30,8 @@ class LearnedGenerator(Generator):
       shipped      attributes (networks) a model file holds, enough to generate
       resumable    attributes a training checkpoint holds besides (optimisers, critics)
       trained      the networks train_step runs, wrapped for data parallelism under torchrun
-      render_poses how a skeleton is drawn for its networks (poses.pose_images or pose_maps)
+      render_poses how a skeleton is drawn for its networks (a poses.PoseRenderer: its
+                   `channels` are the pose input's width)
     and implement `build` (create the networks and optimisers), `train_step`, and, when
     the network that makes the images is not netG, `inference_net`.
     """
@@ -45,22 +46,25 @@ class LearnedGenerator(Generator):
     shipped = ("netG",)
     resumable = ("optG",)
     trained = ("netG",)
-    render_poses = staticmethod(pose_images)
+    render_poses = STICK_FIGURES
 
     def __init_subclass__(cls, **kwargs):
         """A subclass's defaults and ranges: its settings dataclass's."""
         super().__init_subclass__(**kwargs)
         cls.defaults, cls.ranges = settings_defaults(cls.settings), settings_ranges(cls.settings)
 
-    def __init__(self, device=None, **config):
+    def __init__(self, device=None, record=None, **config):
+        """`config`: settings that differ from the defaults (a DanceError for an unknown one or a
+        value of the wrong kind or out of range); `record`: what it was trained on, as a model
+        file holds it (None: a new generator, recorded by `train`)."""
         settings = {**TRAINING_DEFAULTS, **self.defaults}
-        unknown = set(config) - set(settings) - set(RECORDED_KEYS)
+        unknown = set(config) - set(settings)
         if unknown:
             raise DanceError(f"{self.kind} has no setting {', '.join(sorted(unknown))}; "
                              f"its settings are {', '.join(settings)}")
         self.config = {**settings, **config}
         check_settings(settings, self.config, self.setting_ranges())
-        check_recorded(self.config)
+        self.record = {} if record is None else check_record(dict(record))
         self.device = device if isinstance(device, torch.device) else pick_device(device)
         torch.manual_seed(self.config["seed"])
         self.build()
@@ -89,14 +93,14 @@ class LearnedGenerator(Generator):
 
     # -- inference --
     @torch.no_grad()
-    def generate_batch(self, skeletons):
-        """Skeletons in crop coordinates, (N, 33, 4) or (N, 26) -> (N, S, S, 3) BGR uint8 images."""
+    def make_images(self, landmarks):
+        """(N, 33, 4) landmarks in crop coordinates -> (N, S, S, 3) BGR uint8 images."""
         net = self.inference_net.eval()
-        batch = {"skeleton": torch.from_numpy(np.asarray(skeletons, dtype=np.float32))}  # as given: (N, 33, 4) or (N, 26)
+        batch = {"skeleton": torch.from_numpy(landmarks)}
         if "vector" in self.net_inputs:
-            batch["vector"] = torch.from_numpy(reduced_vectors(skeletons)).to(self.device)
+            batch["vector"] = torch.from_numpy(reduced_vectors(landmarks)).to(self.device)
         if "pose" in self.net_inputs:
-            batch["pose"] = images_to_tensor(self.render_poses(skeletons, self.config["image_size"])).to(self.device)
+            batch["pose"] = images_to_tensor(self.render_poses(landmarks, self.config["image_size"])).to(self.device)
         return tensor_to_images(net(self.complete(batch)))
 
     def complete(self, batch, rng=None):
@@ -122,7 +126,8 @@ class LearnedGenerator(Generator):
     def state(self, training=True):
         """Everything to rebuild this generator (and, with training=True, to resume training)."""
         names = self.shipped + (self.resumable if training else ())
-        state = {"kind": self.kind, "config": self.config, "epoch": self.epoch, "history": self.history,
+        state = {"kind": self.kind, "config": self.config, "record": self.record, "epoch": self.epoch,
+                 "history": self.history,
                  **{name: unwrap(getattr(self, name)).state_dict() for name in names}}
         if training:
             state["partial"] = self.partial  # how far into the next epoch it got
@@ -141,14 +146,14 @@ class LearnedGenerator(Generator):
         """How far into an epoch a checkpoint got, each number of its kind and in range (a
         ValueError otherwise). One written before progress was counted in frames has steps
         alone: the frames those steps took under the world size it was trained with."""
-        train_frames = self.config.get("train_frames", MAX_FRAMES)
+        train_frames = self.record.get("train_frames", MAX_FRAMES)
         step = partial["step"]
-        if "samples" not in partial and _whole(0, MAX_FRAMES)(step):
-            ran = self.config.get("trained_with") or {}
+        if "samples" not in partial and whole(0, MAX_FRAMES)(step):
+            ran = self.record.get("trained_with") or {}
             batch = ran.get("batch_per_rank", self.config["batch_size"])
             partial = {**partial, "samples": min(train_frames, step * batch * ran.get("world_size", 1))}
         samples, sums, seconds = partial["samples"], partial["sums"], partial["seconds"]
-        if not (_whole(0, MAX_FRAMES)(step) and _whole(0, train_frames)(samples) and (samples > 0) == (step > 0)
+        if not (whole(0, MAX_FRAMES)(step) and whole(0, train_frames)(samples) and (samples > 0) == (step > 0)
                 and finite_number(seconds) and seconds >= 0 and isinstance(sums, dict)
                 and all(isinstance(k, str) and finite_number(v) for k, v in sums.items())):
             raise ValueError(f"a damaged record of progress into the epoch (step {step!r}, frames {samples!r} of "
@@ -163,8 +168,11 @@ class LearnedGenerator(Generator):
     @classmethod
     def load(cls, path, device=None):
         state = load_checkpoint(path, cls.kind)
+        # A file written before the record was kept apart holds it inside its config.
+        settings, record = (state["config"], state["record"]) if "record" in state else split_config(state["config"])
         try:
-            gen = cls(device=device, **state["config"])
+            gen = cls(device=device, record=record, **settings)
+            check_renderer(gen.record, gen.render_poses)
         except DanceError as e:
             raise DanceError(f"{path}: {e}") from None
         except (KeyError, RuntimeError, ValueError, TypeError) as e:

@@ -5,7 +5,7 @@ from poses import PoseIndex
 
 def nearest_frames(videoSke, indices):
     """GenNearest's rule over the target frames `indices` of `videoSke`: a function from
-    skeletons ((N, 33, 4) or (N, 26), crop coordinates) to the frame numbers (N,), among
+    (N, 33, 4) landmarks (crop coordinates) to the frame numbers (N,), among
     `indices`, whose poses are closest once position and scale are normalised away
     (poses.PoseIndex)."""
-    return PoseIndex(videoSke.vectors()[indices], labels=indices).nearest
+    return PoseIndex(videoSke.skeletons[indices], labels=indices).nearest

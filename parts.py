@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from Skeleton import full_landmarks
+from Skeleton import landmark_array
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def _mean_points(lm, ids):
 
 def bone_ends(landmarks):
     """Each part's bone: (N, 33, 4) landmarks -> (N, P, 2, 2) ends in grid coordinates (NaN where unknown)."""
-    lm = full_landmarks(landmarks)
+    lm = landmark_array(landmarks)
     ends = np.empty((len(lm), len(PARTS), 2, 2))
     for p, part in enumerate(PARTS):
         ends[:, p, 0] = _mean_points(lm, part.start)
@@ -93,7 +93,7 @@ def bone_ends(landmarks):
 
 def torso_length(landmarks):
     """Mid-shoulders to mid-hips, in grid units: the body's size, (N,) (NaN where unknown)."""
-    lm = full_landmarks(landmarks)
+    lm = landmark_array(landmarks)
     return np.linalg.norm(_mean_points(lm, (11, 12)) - _mean_points(lm, (23, 24)), axis=-1)
 
 
@@ -101,7 +101,7 @@ def facing(landmarks):
     """Which way each person faces: the left shoulder's x minus the right's, in torso lengths
     (N,). Positive: towards the camera (their left shoulder on the image's right); negative:
     away; near 0: side on."""
-    lm = full_landmarks(landmarks)
+    lm = landmark_array(landmarks)
     return (lm[:, 11, 0] - lm[:, 12, 0]) * 2.0 / torso_length(lm)
 
 
@@ -152,7 +152,7 @@ def part_transforms(asked, refs):
     as a capsule in the reference, its ends (N, P, 2, 2) and radius (N, P), grid units; and how
     far each moved part can be trusted (N, P) in [0, 1]: 0 for a limb stretched MAX_STRETCH
     times or more."""
-    asked, refs = full_landmarks(asked), full_landmarks(refs)
+    asked, refs = landmark_array(asked), landmark_array(refs)
     pa, qa = bone_ends(asked), bone_ends(refs)
     size_p, size_q = torso_length(asked), torso_length(refs)
     width = (size_q / size_p)[:, None].repeat(len(PARTS), axis=1)  # the body's change of size
@@ -182,7 +182,7 @@ def part_transforms(asked, refs):
 def part_weights(refs):
     """How far each part of each reference can be trusted, from its landmarks' visibility:
     (N, 33, 4) -> (N, P) in [0, 1]; 1 where the visibility is unknown (NaN)."""
-    lm = full_landmarks(refs)
+    lm = landmark_array(refs)
     low, high = VISIBLE
     weights = np.ones((len(lm), len(PARTS)), np.float32)
     for p, part in enumerate(PARTS):
@@ -196,7 +196,7 @@ def depth_order(asked):
     """The parts of each asked pose from the farthest to the nearest: (N, P) indices. By the
     mean MediaPipe depth (z) of each part's landmarks, the torso a little behind; by each
     part's fixed priority when the pose has no depth."""
-    lm = full_landmarks(asked)
+    lm = landmark_array(asked)
     depth = np.stack([lm[:, list(part.start + part.end), 2].mean(axis=1) for part in PARTS], axis=1)
     depth += np.array([TORSO_BEHIND if part.kind == "torso" else 0.0 for part in PARTS])
     fixed = -np.array([part.priority for part in PARTS], np.float64)
@@ -219,7 +219,7 @@ def warp_parts(refs, asked, ref_landmarks):
     refs: (N, C, S, S) float images; asked, ref_landmarks: (N, 33, 4) arrays. Returns the
     composite (N, C, S, S) (zero where no part lands) and its coverage (N, 1, S, S) in [0, 1].
     Done WARP_CHUNK pairs at a time: every part of every pair is in memory at once."""
-    asked, ref_landmarks = full_landmarks(asked), full_landmarks(ref_landmarks)
+    asked, ref_landmarks = landmark_array(asked), landmark_array(ref_landmarks)
     done = [_warp_parts(refs[i:i + WARP_CHUNK], asked[i:i + WARP_CHUNK], ref_landmarks[i:i + WARP_CHUNK])
             for i in range(0, len(refs), WARP_CHUNK)]
     return torch.cat([d[0] for d in done]), torch.cat([d[1] for d in done])
@@ -259,7 +259,7 @@ def capsule_masks(landmarks, size):
     head) with its soft edge, weighted by the part's visibility (`part_weights`); 0 where the
     part is unknown. Sampled with a part's pixels (`move_parts`), it is the mask `warp_parts`
     draws around the moved bone, computed once per reference instead of once per move."""
-    lm = full_landmarks(landmarks)
+    lm = landmark_array(landmarks)
     ends = bone_ends(lm)
     rigid = np.array([part.kind == "head" for part in PARTS])
     ends[:, rigid, 0] = ends[:, rigid, 1]
@@ -280,7 +280,7 @@ def move_parts(refs, masks, asked, ref_landmarks):
     masks[i, p] (N, P, S, S), moved to asked[i] (N, 33, 4) from ref_landmarks[i, p] (N, P, 33, 4),
     and laid over the others. Returns (composite (N, C, S, S), coverage (N, 1, S, S))."""
     n, p, c, s = refs.shape[0], len(PARTS), refs.shape[2], refs.shape[-1]
-    pairs = part_transforms(np.repeat(full_landmarks(asked), p, axis=0),
+    pairs = part_transforms(np.repeat(landmark_array(asked), p, axis=0),
                             np.asarray(ref_landmarks, np.float32).reshape(n * p, *np.shape(ref_landmarks)[2:]))
     theta, valid, _, _, trust = (per_part(a, p) for a in pairs)
     to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(refs.device)  # noqa: E731

@@ -5,7 +5,7 @@ import torch
 
 from data_parallel import Ranks
 from nets import bgr_to_rgb_chw, resize_all
-from poses import pose_images
+from poses import STICK_FIGURES
 from Skeleton import reduced_vectors
 from training_settings import MIN_HELD_OUT, MIN_TRAIN_FRAMES
 from project import DanceError
@@ -18,7 +18,7 @@ class PoseDataset:
     `keep_on` a GPU keeps the tensors there, uint8, so that a batch is indexed and converted
     on the GPU with no copy from the host (taichi1's training frames: 0.5 GB at 128x128)."""
 
-    def __init__(self, videoSke, indices, size, render=pose_images, keep_on=None):
+    def __init__(self, videoSke, indices, size, render=STICK_FIGURES, keep_on=None):
         self.indices = np.asarray(indices)
         self.skeletons = videoSke.skeletons[self.indices]
         crops = resize_all(videoSke.images()[self.indices], size)

@@ -17,21 +17,23 @@ and at inference:
 Torch-free: a pure function of the landmarks.
 """
 import warnings
+from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
 
-from Skeleton import Skeleton, full_landmarks, reduced_vectors
+from Skeleton import REDUCED_IDS, Skeleton, landmark_array, reduced_vectors
 
 SEARCH_CHUNK = 2_000_000  # (query, bank) pairs compared at once: ~100 MB of differences at most
 
 
 # ---- comparing ---------------------------------------------------------------------------
-def normalise_poses(vectors):
-    """(..., 26) reduced skeletons -> (..., 13, 2) poses centred on their mean joint
-    and scaled to unit RMS distance from it (over the joints that are known: a NaN joint
-    stays NaN and is left out)."""
-    pts = np.asarray(vectors, dtype=np.float32).reshape(*np.shape(vectors)[:-1], np.shape(vectors)[-1] // 2, 2)
+def normalise_poses(landmarks):
+    """(N, 33, 4) landmarks -> (N, 13, 2) poses of the 13 reduced joints, centred on their
+    mean joint and scaled to unit RMS distance from it (over the joints that are known: a NaN
+    joint stays NaN and is left out)."""
+    pts = landmark_array(landmarks)[:, REDUCED_IDS, :2]
     mean = np.mean if np.isfinite(pts).all() else np.nanmean
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a pose with no known joint: all NaN
@@ -52,11 +54,11 @@ def pose_distances(query, bank):
         return np.nanmean(joints, axis=-1)
 
 
-def farthest_poses(vectors, count):
-    """Indices of `count` poses spread over all the poses a person made ((N, 26) or (N, 33, 4)):
+def farthest_poses(landmarks, count):
+    """Indices of `count` poses spread over all the poses a person made ((N, 33, 4) landmarks):
     farthest-point sampling in the normalised pose space, from the first pose, each next
     one the pose farthest from all chosen so far. Deterministic; rare poses get picked."""
-    poses = normalise_poses(reduced_vectors(vectors))
+    poses = normalise_poses(landmarks)
     count = min(count, len(poses))
     picks = [0]
     gap = pose_distances(poses[:1], poses)[0]
@@ -70,20 +72,19 @@ class PoseIndex:
     """A bank of poses to search: `nearest(skeletons)` gives, for each, the label of the
     closest pose in the bank (position and scale normalised away).
 
-        index = PoseIndex(videoSke.vectors()[train_idx], labels=train_idx)
+        index = PoseIndex(videoSke.skeletons[train_idx], labels=train_idx)
         frames = index.nearest(query_skeletons)      # frame numbers, from `labels`
     """
 
-    def __init__(self, vectors, labels=None):
-        self.bank = normalise_poses(reduced_vectors(vectors))  # (M, 13, 2)
+    def __init__(self, landmarks, labels=None):
+        self.bank = normalise_poses(landmarks)  # (M, 13, 2)
         self.labels = np.arange(len(self.bank)) if labels is None else np.asarray(labels)
         if len(self.bank) == 0 or len(self.labels) != len(self.bank):
             raise ValueError(f"a pose index needs poses, one label each (got {len(self.bank)} poses, "
                              f"{len(self.labels)} labels)")
 
     def nearest(self, skeletons):
-        """Labels of the closest bank pose for skeletons given as (N, 26), (N, 33, 4) or a
-        list of Skeletons / 26-vectors."""
+        """Labels of the closest bank pose for each of (N, 33, 4) landmarks."""
         return self.query(skeletons)[0]
 
     def novelty(self, skeletons):
@@ -93,8 +94,7 @@ class PoseIndex:
 
     def query(self, skeletons):
         """(labels of the closest bank poses, their distances), one each per skeleton."""
-        vectors = reduced_vectors(np.stack([np.asarray(s, dtype=np.float32) for s in skeletons]))
-        query = normalise_poses(vectors)
+        query = normalise_poses(skeletons)
         chunk = max(1, SEARCH_CHUNK // len(self.bank))
         best, dist = [], []
         for i in range(0, len(query), chunk):
@@ -106,8 +106,8 @@ class PoseIndex:
 
 # ---- drawing: the stick figure -------------------------------------------------------------
 def pose_images(skeletons, size):
-    """Skeletons in crop coordinates ((N, 26) or (N, 33, 4)), their 13 joints drawn as stick
-    figures on black: (N, size, size, 3) BGR uint8."""
+    """(N, 33, 4) landmarks in crop coordinates, their 13 reduced joints drawn as stick figures
+    on black: (N, size, size, 3) BGR uint8."""
     vectors = reduced_vectors(skeletons)
     out = np.zeros((len(vectors), size, size, 3), np.uint8)
     for im, vec in zip(out, vectors):
@@ -159,13 +159,39 @@ def pose_map(landmarks, size):
 
 
 def pose_maps(skeletons, size):
-    """Skeletons ((N, 33, 4), or reduced (N, 26): then only the 13 joints are drawn) ->
-    (N, size, size, 3) BGR uint8 pose maps."""
-    landmarks = full_landmarks(skeletons)
+    """(N, 33, 4) landmarks -> (N, size, size, 3) BGR uint8 pose maps (landmarks that are
+    NaN, as in a skeleton rebuilt from a 26-vector, left out)."""
+    landmarks = landmark_array(skeletons)
     out = np.zeros((len(landmarks), size, size, 3), np.uint8)
     for k, lm in enumerate(landmarks):
         out[k] = pose_map(lm, size)
     return out
+
+
+@dataclass(frozen=True)
+class PoseRenderer:
+    """How skeletons are drawn for a network: renderer(landmarks (N, 33, 4), size) ->
+    (N, size, size, channels) uint8. A network's input width is read from `channels`, and a
+    model records the renderer it was trained with (`record`) and is refused by a program whose
+    renderer differs: bump `version` whenever what `draw` makes changes (tests/test_poses.py
+    pins the pictures of each version, so that a change without a bump fails)."""
+    name: str
+    version: int
+    channels: int
+    draw: Callable
+
+    def __call__(self, landmarks, size):
+        return self.draw(landmarks, size)
+
+    @property
+    def record(self):
+        """What a model file records of it: {"name", "version", "channels"}."""
+        return {"name": self.name, "version": self.version, "channels": self.channels}
+
+
+STICK_FIGURES = PoseRenderer("pose_images", 1, 3, pose_images)  # the seed's networks' input
+POSE_MAPS = PoseRenderer("pose_maps", 1, 3, pose_maps)           # pix2pix's, warp's and layered's
+RENDERERS = {r.name: r for r in (STICK_FIGURES, POSE_MAPS)}
 
 
 # ---- unseen poses: edits of real skeletons that keep every bone's length -------------------

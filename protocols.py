@@ -90,7 +90,7 @@ def bench(target, test_video, max_frames, size, load_generators, progress=True):
     gens, model_files = load_generators(videoSke, train_idx)
     return Bench(videoSke, train_idx, test, test_idx, source_name, videoSke.size, skeletons, real, gens,
                  model_files, PoseDetector(tracking=False, margin=REDETECT_MARGIN),
-                 PoseIndex(videoSke.vectors()[train_idx]))
+                 PoseIndex(videoSke.skeletons[train_idx]))
 
 
 def outputs(gen, skeletons, size, batch=OUTPUT_BATCH, independent=False):

@@ -20,8 +20,8 @@ from adversarial import AdversarialGenerator
 from nets import bgr_to_rgb_chw, resize_all
 from parts import facing
 from pose_dataset import check_split
-from poses import farthest_poses, normalise_poses, pose_distances, pose_maps
-from Skeleton import NUM_LANDMARKS, reduced_vectors
+from poses import POSE_MAPS, farthest_poses, normalise_poses, pose_distances
+from Skeleton import NUM_LANDMARKS
 from training_settings import EPOCHS, TRAIN_EVERY
 
 SIDE_ON = 0.25        # |facing| below this (in torso lengths): side on, either way will do
@@ -40,7 +40,7 @@ def turned_away(landmarks, bank):
 def whole_pose_costs(landmarks, bank):
     """How well each bank frame's whole pose serves each asked pose (N, 33, 4): the pose
     distance (SHUNNED where unknown), plus MISMATCH where it faces the other way: (N, M)."""
-    dist = pose_distances(normalise_poses(reduced_vectors(landmarks)), bank.poses)
+    dist = pose_distances(normalise_poses(landmarks), bank.poses)
     dist = np.nan_to_num(dist, nan=SHUNNED)
     dist += turned_away(landmarks, bank)
     return dist
@@ -104,7 +104,7 @@ class Bank(nn.Module):
         """What the reference search reads, in numpy."""
         self.skeletons = self.landmarks.numpy()
         self.frames = self.frame_numbers.numpy()
-        self.poses = normalise_poses(reduced_vectors(self.skeletons))  # (M, 13, 2)
+        self.poses = normalise_poses(self.skeletons)  # (M, 13, 2)
         self.facing = facing(self.skeletons)
 
 
@@ -125,7 +125,7 @@ class BankGenerator(AdversarialGenerator):
     with_weights=True and then also returns its per-pixel selection weights."""
 
     bank_class = Bank
-    render_poses = staticmethod(pose_maps)
+    render_poses = POSE_MAPS
     shipped = AdversarialGenerator.shipped + ("bank",)
 
     def build(self):

@@ -11,7 +11,8 @@ import torch.distributed as dist
 
 from checkpoints import CHECKPOINT_DIR, _another_video, check_owners, model_path
 from data_parallel import distributed, main_rank_first, ranks, start_ranks
-from training_settings import (EPOCHS, MAX_EPOCHS, MAX_EVERY, TRAIN_EVERY, TRAINING_DEFAULTS, check_settings,
+from provenance import MAX_EVERY
+from training_settings import (EPOCHS, MAX_EPOCHS, TRAIN_EVERY, TRAINING_DEFAULTS, check_settings,
                                setting_flags)
 from files import OutputClaim, check_file, check_output
 from project import DanceError, data_path
@@ -115,30 +116,30 @@ def _train(gen_class, args, options, parser, video, digest, out, checkpoint, dev
             raise DanceError(f"{checkpoint}: no checkpoint to resume (the state an interrupted training of "
                              f"{out.name} leaves there); drop --resume to start one")
         gen = gen_class.load(checkpoint, device=device)
-        if gen.config.get("target") not in (None, video.name):
-            raise DanceError(f"{checkpoint}: continues a training on {gen.config['target']}, not on {video.name}; "
+        if gen.record.get("target") not in (None, video.name):
+            raise DanceError(f"{checkpoint}: continues a training on {gen.record['target']}, not on {video.name}; "
                              f"drop --resume to start one")
-        if gen.config.get("target_digest") != digest:
-            raise DanceError(f"{checkpoint}: continues a training on {_another_video(gen.config, video)}; train "
+        if gen.record.get("target_digest") != digest:
+            raise DanceError(f"{checkpoint}: continues a training on {_another_video(gen.record, video)}; train "
                              f"this video with another --out (its own checkpoint), or without --resume")
         changed = {k: v for k, v in options.items() if k != "image_size" and v != parser.get_default(k)
                    and gen.config.get(k) != v}
-        if args.size != parser.get_default("size") and args.size != gen.config.get("crop_size"):
+        if args.size != parser.get_default("size") and args.size != gen.record.get("crop_size"):
             changed["size"] = args.size
         # --every picks the training frames, and an interrupted epoch's progress counts them
-        every = gen.config.get("train_every", args.every)
+        every = gen.record.get("train_every", args.every)
         if args.every != parser.get_default("every") and args.every != every:
             changed["every"] = args.every
         if changed:
-            recorded = {"size": "crop_size", "every": "train_every"}
+            had = {**gen.config, "size": gen.record.get("crop_size"), "every": every}
             raise DanceError("--resume goes on with the checkpoint's settings; "
-                             + ", ".join(f"--{k.replace('_', '-')} {v} differs from its "
-                                         f"{gen.config.get(recorded.get(k, k))}" for k, v in changed.items())
+                             + ", ".join(f"--{k.replace('_', '-')} {v} differs from its {had.get(k)}"
+                                         for k, v in changed.items())
                              + "; drop them, or drop --resume")
         log.info("resuming %s from epoch %d", checkpoint, gen.epoch)
     else:
         gen = gen_class(device=device, **options)
-    size = gen.config.get("crop_size", args.size) if args.resume else args.size
+    size = gen.record.get("crop_size", args.size) if args.resume else args.size
     with main_rank_first():  # a new target's skeletons are extracted once, by rank 0, then read
         videoSke = VideoSkeleton(video, size=size, progress=ranks().main)
     t0 = time.perf_counter()

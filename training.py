@@ -50,18 +50,15 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from checkpoints import MODELS_DIR, model_kind, model_path, save_checkpoint
+from checkpoints import save_checkpoint
 from data_parallel import Ranks, StopRequest, agree, distributed, ranks
-from held_out import comparison_grid, nearest_neighbour, sample_grid, validation_l1
-from Motion import video_pose_stats
+from held_out import nearest_neighbour, sample_grid, validation_l1
+from provenance import target_record
 from pose_dataset import EpochOrder, PoseDataset, check_split
-from training_settings import EPOCHS, NO_PROGRESS, TRAIN_EVERY, TRAINING_DEFAULTS
+from training_settings import NO_PROGRESS
 from files import IMAGE_SUFFIXES, check_output, write_image
 from project import DanceError, PROJECT_DIR
 
-# Names other modules and the tests read from here, where they were defined before the split.
-__all__ = ["EPOCHS", "MODELS_DIR", "SAMPLES_DIR", "TRAINING_DEFAULTS", "TRAIN_EVERY", "amp_dtype", "check_split",
-           "comparison_grid", "fit", "model_kind", "model_path"]
 
 SAMPLES_DIR = PROJECT_DIR / "output" / "samples"
 
@@ -131,7 +128,7 @@ class TrainingRun(NamedTuple):
 
 
 def prepare(gen, videoSke, epochs, every, checkpoint, out, progress, amp):
-    """Check `fit`'s inputs and outputs, record the target in `gen.config` and build the
+    """Check `fit`'s inputs and outputs, record the target in `gen.record` and build the
     datasets: the TrainingRun, its generator wrapped for data parallelism under torchrun."""
     size = gen.config["image_size"]
     where = ranks() if distributed() else Ranks()
@@ -168,33 +165,31 @@ def prepare(gen, videoSke, epochs, every, checkpoint, out, progress, amp):
 def check_continues(gen, videoSke, train_idx):
     """A DanceError unless a generator that has trained already goes on with the person it
     began with, and an interrupted epoch with the same training frames."""
-    digest, recorded = videoSke.meta["digest"], gen.config.get("target_digest")
+    digest, recorded = videoSke.meta["digest"], gen.record.get("target_digest")
     if (gen.epoch or gen.partial["step"]) and recorded != digest:  # it goes on learning only the person it began with
         raise DanceError(f"{videoSke.filename}: {gen.kind} was trained on "
-                         + (f"another video named {gen.config.get('target')} (other content)" if recorded else
+                         + (f"another video named {gen.record.get('target')} (other content)" if recorded else
                             "a video whose content it does not record")
                          + "; train a new one on this video")
-    if gen.partial["samples"] and gen.config.get("train_frames") != len(train_idx):
+    if gen.partial["samples"] and gen.record.get("train_frames") != len(train_idx):
         raise DanceError(f"{videoSke.filename}: the training stopped {gen.partial['samples']} frames into an epoch of "
-                         f"{gen.config.get('train_frames')} training frames, and this one has {len(train_idx)} "
+                         f"{gen.record.get('train_frames')} training frames, and this one has {len(train_idx)} "
                          f"(another --every, or --held-out): resume with the same, or start afresh")
 
 
 def record_target(gen, videoSke, train_idx, every, where, precision):
-    """Write into `gen.config` what it is trained on and how (training_settings.RECORDED_KEYS)."""
+    """Write into `gen.record` what it is trained on and how (provenance.py)."""
     batch_size = gen.config["batch_size"]
-    gen.config.update(target=str(videoSke.filename.name), target_digest=videoSke.meta["digest"],
-                      target_frames=len(videoSke), train_frames=len(train_idx), train_every=every,
-                      # where the target stands in its frame, for the demo's pose normalisation
-                      target_stats=video_pose_stats(videoSke),
-                      # how its crops were cut: the demo cuts its source's crops the same way
-                      crop_margin=videoSke.settings["crop_margin"], crop_size=videoSke.size,
-                      # how it was trained: one process, or a torchrun job of world_size ranks
-                      trained_with={"world_size": where.world_size, "batch_per_rank": batch_size,
-                                    "global_batch": batch_size * where.world_size,
-                                    "backend": dist.get_backend() if distributed() else None,
-                                    "device": gen.device.type,
-                                    "precision": str(precision or torch.float32).removeprefix("torch.")})
+    gen.record = {**target_record(videoSke), "target_digest": videoSke.meta["digest"], "target_frames": len(videoSke),
+                  "train_frames": len(train_idx), "train_every": every,
+                  # how it was trained: one process, or a torchrun job of world_size ranks
+                  "trained_with": {"world_size": where.world_size, "batch_per_rank": batch_size,
+                                   "global_batch": batch_size * where.world_size,
+                                   "backend": dist.get_backend() if distributed() else None,
+                                   "device": gen.device.type,
+                                   "precision": str(precision or torch.float32).removeprefix("torch.")},
+                  # how its networks see a skeleton: a model is refused by a program that draws it otherwise
+                  "pose_renderer": gen.render_poses.record}
 
 
 def train_epoch(run, request):

@@ -189,7 +189,7 @@ def test_the_demo_normalises_another_person_into_the_target_frame(clip, tmp_path
     demo = DanceDemo(clip, GEN_TYPE.PIX2PIX, every=3)  # karate1 frames driving the taichi1 model
     assert demo.norm is not None  # auto: the source is not the target, and the model says where it stands
     source, target = demo.norm
-    assert target == demo.generator.config["target_stats"] and source["frame_size"] == [640.0, 360.0]
+    assert target == demo.generator.record["target_stats"] and source["frame_size"] == [640.0, 360.0]
     stats = demo.draw(output=tmp_path / "norm.mp4")
     assert stats["frames"] == 20
     assert DanceDemo(clip, GEN_TYPE.PIX2PIX, every=3, normalise="off").norm is None

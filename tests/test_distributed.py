@@ -144,7 +144,7 @@ def test_torchrun_trains_and_its_model_loads_in_one_process_and_the_demo(clip, t
     assert "2 ranks x batch 4 = global batch 8" in result.stderr and f"wrote {out}" in result.stdout
     assert result.stdout.count("wrote") == 1                             # rank 0 alone reports and writes
     gen = find("pix2pix").cls.load(out)
-    assert gen.config["trained_with"] == {"world_size": 2, "batch_per_rank": 4, "global_batch": 8,
+    assert gen.record["trained_with"] == {"world_size": 2, "batch_per_rank": 4, "global_batch": 8,
                                           "backend": "gloo", "device": "cpu", "precision": "float32"}
     assert gen.epoch == 1 and len(gen.history) == 1
     stats = DanceDemo(clip, "pix2pix", target=clip, model=out, every=6).draw(output=tmp_path / "demo.mp4")
@@ -178,7 +178,7 @@ def test_size_256_end_to_end(clip, tmp_path, private_cache):
                  env={"DANCE_CHECKPOINTS": str(tmp_path / "checkpoints")})
     assert result.returncode == 0, result.stderr[-3000:]
     gen = find("pix2pix").cls.load(out)
-    assert gen.config["image_size"] == gen.config["crop_size"] == 256
+    assert gen.config["image_size"] == gen.record["crop_size"] == 256
     assert gen.generate_batch(VideoSkeleton(clip, size=256, progress=False).skeletons[:2]).shape == (2, 256, 256, 3)
     assert list((tmp_path / "cache").glob("*size256*"))
     demo = tmp_path / "demo.mp4"

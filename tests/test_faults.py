@@ -303,7 +303,7 @@ def test_trainers_write_each_target_its_own_model_and_never_another_targets(clip
     assert_one_line_error(run("GenVanillaNN.py", clip, "--epochs", 2, "--resume", "--lr", "0.001",
                               "--out", models / "clip_vanilla_nn_ske.pth"), "--lr 0.001 differs")
     state = torch.load(ckpt, weights_only=True)
-    state["config"]["target"] = "someone.mp4"
+    state["record"]["target"] = "someone.mp4"
     torch.save(state, ckpt)
     assert_one_line_error(run("GenVanillaNN.py", clip, "--epochs", 2, "--resume",
                               "--out", models / "clip_vanilla_nn_ske.pth"), "continues a training on someone.mp4")

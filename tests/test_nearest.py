@@ -22,8 +22,9 @@ def moved(ske, scale, dx, dy):
 
 def test_normalised_poses_ignore_position_and_scale():
     rng = np.random.default_rng(0)
-    v = rng.uniform(0, 1, (5, 26)).astype(np.float32)
-    w = v * 0.4 + np.tile([0.3, -0.1], 13).astype(np.float32)
+    v = rng.uniform(0, 1, (5, 33, 4)).astype(np.float32)
+    w = v.copy()
+    w[..., :2] = v[..., :2] * 0.4 + np.array([0.3, -0.1], np.float32)
     np.testing.assert_allclose(normalise_poses(v), normalise_poses(w), atol=1e-5)
     n = normalise_poses(v)
     np.testing.assert_allclose(n.mean(axis=1), 0, atol=1e-6)

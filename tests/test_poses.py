@@ -1,8 +1,11 @@
 """Poses the target never made: edits that keep every bone, and how novel a pose is."""
+import hashlib
+
 import numpy as np
 import pytest
 
-from poses import ARMS, BONES_33, EDIT_FAMILIES, LEGS, MIRROR, PoseIndex, edit_pose, unseen_poses
+from conftest import ROOT
+from poses import ARMS, BONES_33, EDIT_FAMILIES, LEGS, MIRROR, RENDERERS, PoseIndex, edit_pose, unseen_poses
 from VideoSkeleton import VideoSkeleton
 
 ARM_JOINTS = {i for root, mid, end, tips in ARMS.values() for i in (mid, end, *tips)}
@@ -97,3 +100,29 @@ def test_novelty_is_zero_on_the_bank_and_grows_with_the_edit(real_skeletons):
     rng = np.random.default_rng(0)
     edited = np.stack([edit_pose(lm, "arms_up", rng)[0] for lm in real_skeletons])
     assert (index.novelty(edited) > 0.05).mean() > 0.8
+
+
+# What each version of each pose renderer draws: the sha256 of its pictures of PINNED_POSES at
+# 64x64. A model records the renderer version its networks saw (provenance.check_renderer), so a
+# change to what a renderer draws must come with a new version (and its digest here): then the
+# models trained on the old drawing are refused, not silently fed pictures they never saw.
+RENDERER_DIGESTS = {
+    ("pose_images", 1): "5b94ab23d135fd9b602ad953b01698c47fb0941588f43be504d9e606b62c142e",
+    ("pose_maps", 1): "091016a19ac762f3fc758b7622e6ac055bd404a359518908dd7bf9cccb2a7af9",
+}
+
+
+def pinned_poses():
+    """Nine real poses (the shipped skeleton track's, every 20th), one with a wrist unknown."""
+    lm = np.load(ROOT / "data" / "karate1_track.npz")["skeletons"][::20].astype(np.float32)
+    lm[1, 15] = np.nan
+    return lm
+
+
+@pytest.mark.parametrize("name", sorted(RENDERERS))
+def test_each_pose_renderer_version_draws_what_it_drew(name):
+    renderer = RENDERERS[name]
+    pictures = renderer(pinned_poses(), 64)
+    assert pictures.shape == (9, 64, 64, renderer.channels) and pictures.dtype == np.uint8
+    assert hashlib.sha256(pictures.tobytes()).hexdigest() == RENDERER_DIGESTS[(name, renderer.version)], \
+        f"{name} draws other pictures than its version {renderer.version} did: bump its version (poses.py)"

@@ -24,7 +24,9 @@ from files import OutputClaim, atomic_path, check_output, temporary_name
 from generators import TABLE, make_generator
 from GenVanillaNN import GenVanillaNN
 from GenWarp import GenWarp
+from poses import STICK_FIGURES
 from project import DanceError
+from training_settings import TRAINING_DEFAULTS
 from VideoSkeleton import VideoSkeleton
 from VideoWriter import VideoWriter
 
@@ -63,7 +65,7 @@ def test_a_video_of_the_same_name_is_another_person_to_resume_and_replace(two_of
     out = tmp_path / "models" / "me_vanilla_nn_ske.pth"
     trained(a, out, checkpoint=checkpoints / out.name)
     model, state = out.read_bytes(), (checkpoints / out.name).read_bytes()
-    assert torch.load(out, weights_only=True)["config"]["target_digest"] == VideoSkeleton(a).meta["digest"]
+    assert torch.load(out, weights_only=True)["record"]["target_digest"] == VideoSkeleton(a).meta["digest"]
     quick = ("--epochs", 2, "--every", 4, "--batch-size", 8)
     # resuming a's training with b (another --out of the same name: the same checkpoint)
     assert_one_line_error(run("GenVanillaNN.py", b, *quick, "--resume", "--out", tmp_path / "other" / out.name),
@@ -78,7 +80,7 @@ def test_a_video_of_the_same_name_is_another_person_to_resume_and_replace(two_of
     result = run("GenVanillaNN.py", b, "--epochs", 1, "--every", 4, "--batch-size", 8, "--out", out,
                  "--replace-other-video")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert torch.load(out, weights_only=True)["config"]["target_digest"] == VideoSkeleton(b).meta["digest"]
+    assert torch.load(out, weights_only=True)["record"]["target_digest"] == VideoSkeleton(b).meta["digest"]
     assert not list(out.parent.glob(".*claim"))  # the claims are gone with the run
 
 
@@ -97,7 +99,7 @@ def test_the_demo_refuses_a_model_found_by_name_that_is_of_another_video(two_of_
     a, b = two_of_a_name
     models = tmp_path / "models"
     trained(a, models / "me_vanilla_nn_ske.pth")
-    assert make_generator("vanilla_nn_ske", target=a, models_dir=models).config["target"] == "me.mp4"
+    assert make_generator("vanilla_nn_ske", target=a, models_dir=models).record["target"] == "me.mp4"
     with pytest.raises(DanceError, match="model of another video named me.mp4"):
         make_generator("vanilla_nn_ske", target=b, models_dir=models)
     with pytest.raises(DanceError, match="model of another video named me.mp4"):
@@ -218,9 +220,26 @@ def test_every_recorded_fact_of_a_model_has_a_type_and_a_range(tmp_path, key, va
         GenVanillaNN.load(tmp_path / "edited.pth")
 
 
+def test_a_model_keeps_its_record_apart_from_its_settings_and_is_refused_by_another_renderer(clip, tmp_path):
+    out = tmp_path / "models" / "clip_vanilla_nn_ske.pth"
+    trained(clip, out)
+    state = torch.load(out, weights_only=True)
+    assert set(state["config"]) == set(TRAINING_DEFAULTS) | set(GenVanillaNN.defaults)  # settings only
+    assert state["record"]["target"] == "clip.mp4" and state["record"]["trained_with"]["world_size"] == 1
+    assert state["record"]["pose_renderer"] == STICK_FIGURES.record == {"name": "pose_images", "version": 1,
+                                                                       "channels": 3}
+    state["record"]["pose_renderer"] = {**STICK_FIGURES.record, "version": 2}  # drawn by a later program
+    torch.save(state, tmp_path / "later.pth")
+    assert_one_line_error(run("DanceDemo.py", "--source", clip, "--gen-type", "vanilla_nn_ske", "--model",
+                              tmp_path / "later.pth", "--every", 6, "--output", tmp_path / "o.mp4"),
+                          "later.pth", "pose_images version 2", "train it again")
+    legacy = GenVanillaNN.load(SHIPPED)  # written when the record lived inside the config: parted on load
+    assert legacy.record["target"] == "taichi1.mp4" and "target" not in legacy.config
+
+
 def test_a_checkpoints_progress_is_checked_and_an_old_one_counted_in_frames(tmp_path):
     gen = GenVanillaNN(device="cpu", batch_size=4)
-    gen.config.update(train_frames=32, trained_with={"world_size": 2, "batch_per_rank": 4, "global_batch": 8})
+    gen.record.update(train_frames=32, trained_with={"world_size": 2, "batch_per_rank": 4, "global_batch": 8})
     for partial, needle in (({"step": 2, "samples": 33, "sums": {}, "seconds": 1.0}, "frames 33 of 32"),
                             ({"step": -1, "samples": 0, "sums": {}, "seconds": 1.0}, "step -1"),
                             ({"step": 1, "samples": 4, "sums": {"l1": float("nan")}, "seconds": 1.0}, "progress"),
@@ -239,7 +258,7 @@ def test_a_checkpoints_progress_is_checked_and_an_old_one_counted_in_frames(tmp_
 def test_every_numeric_setting_of_every_learned_generator_has_a_range():
     for row in TABLE:
         if row.learned:
-            settings = {**T.TRAINING_DEFAULTS, **row.cls.defaults}
+            settings = {**TRAINING_DEFAULTS, **row.cls.defaults}
             numeric = {k for k, v in settings.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
             assert numeric <= set(row.cls.setting_ranges()), (row.name, numeric - set(row.cls.setting_ranges()))
 

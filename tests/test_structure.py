@@ -7,10 +7,11 @@ import sys
 import pytest
 
 from conftest import ROOT
-from generator_base import TARGET_KEYS, Generator
+from generator_base import Generator
 from generators import TABLE, make_generator
 from GenVanillaNN import GenVanillaNN
 from project import DanceError
+from provenance import TARGET_KEYS
 
 MODULES = {p.stem: p for p in ROOT.glob("*.py")}
 GENERATOR_MODULES = {row.cls.__module__ for row in TABLE}
@@ -72,7 +73,7 @@ def test_every_row_of_the_table_is_a_generator_and_ships_a_usable_model():
         assert issubclass(row.cls, Generator) and row.description
         if row.learned:
             gen = make_generator(row.name, target="taichi1.mp4")  # the shipped file, checked as the demo checks it
-            assert set(TARGET_KEYS) <= set(gen.config) and gen.config["target"] == "taichi1.mp4"
+            assert set(TARGET_KEYS) <= set(gen.record) and gen.record["target"] == "taichi1.mp4"
             assert all(gen.config[k] == v for k, v in row.config.items())
 
 
