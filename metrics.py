@@ -66,8 +66,8 @@ def flicker(frames):
 
 def detections(images, skeletons, detector):
     """MediaPipe on each of `images`: (found (N,) bool, mean error in pixels over the 13 reduced
-    joints against `skeletons` (the driving ones, in the images' normalised coordinates, (N, 26)
-    or (N, 33, 4)), NaN where nobody was found)."""
+    joints against `skeletons` (the driving ones, in the images' normalised coordinates, (N, 33,
+    4)), NaN where nobody was found)."""
     found, errors = np.zeros(len(images), bool), np.full(len(images), np.nan)
     for k, (im, vec) in enumerate(zip(images, reduced_vectors(skeletons))):
         ske = detector.detect(im)

@@ -123,7 +123,7 @@ def score(frames, real, skeletons, real_flicker, detector):
     vectors = reduced_vectors(skeletons)
     per_frame = [appearance(f, r, v) for f, r, v in zip(frames, real, vectors)]
     row = {k: float(np.mean([p[k] for p in per_frame])) for k in per_frame[0]}
-    found, errors = detections(frames, vectors, detector)
+    found, errors = detections(frames, skeletons, detector)
     row.update(fidelity(found, errors))
     row["flicker"] = flicker(frames)
     row["flicker_ratio"] = row["flicker"] / real_flicker
