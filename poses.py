@@ -23,7 +23,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from Skeleton import REDUCED_IDS, Skeleton, landmark_array, reduced_vectors
+from Skeleton import Skeleton, landmark_array, reduced_vectors
 
 SEARCH_CHUNK = 2_000_000  # (query, bank) pairs compared at once: ~100 MB of differences at most
 
@@ -33,7 +33,8 @@ def normalise_poses(landmarks):
     """(N, 33, 4) landmarks -> (N, 13, 2) poses of the 13 reduced joints, centred on their
     mean joint and scaled to unit RMS distance from it (over the joints that are known: a NaN
     joint stays NaN and is left out)."""
-    pts = landmark_array(landmarks)[:, REDUCED_IDS, :2]
+    vectors = reduced_vectors(landmarks)  # (N, 26), contiguous: the sums below in the order they always took
+    pts = vectors.reshape(len(vectors), -1, 2)
     mean = np.mean if np.isfinite(pts).all() else np.nanmean
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a pose with no known joint: all NaN

@@ -87,7 +87,7 @@ def test_novelty_quartiles_split_by_the_edges():
 
 def test_a_blank_image_is_never_detected():
     with PoseDetector(tracking=False) as det:
-        r = metrics.pose_fidelity([np.zeros((128, 128, 3), np.uint8)] * 3, np.zeros((3, 26), np.float32), det)
+        r = metrics.pose_fidelity([np.zeros((128, 128, 3), np.uint8)] * 3, np.zeros((3, 33, 4), np.float32), det)
     assert r["detection_rate"] == 0 and np.isnan(r["joint_error_px"]) and r["frames"] == 3
 
 
