@@ -23,7 +23,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from Skeleton import Skeleton, landmark_array, reduced_vectors
+from Skeleton import REDUCED_IDS, Skeleton, landmark_array, reduced_vectors
 
 SEARCH_CHUNK = 2_000_000  # (query, bank) pairs compared at once: ~100 MB of differences at most
 
@@ -34,7 +34,7 @@ def normalise_poses(landmarks):
     mean joint and scaled to unit RMS distance from it (over the joints that are known: a NaN
     joint stays NaN and is left out)."""
     vectors = reduced_vectors(landmarks)  # (N, 26), contiguous: the sums below in the order they always took
-    pts = vectors.reshape(len(vectors), -1, 2)
+    pts = vectors.reshape(len(vectors), len(REDUCED_IDS), 2)
     mean = np.mean if np.isfinite(pts).all() else np.nanmean
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a pose with no known joint: all NaN

@@ -128,6 +128,7 @@ def clip_models(karate_frames, tmp_path_factory):
     """A models folder holding one model of every learned generator of the table, each
     trained for one epoch on the 60-frame clip (named clip.mp4): a target of our own."""
     import training
+    from checkpoints import model_path
     from generators import TABLE
     from VideoSkeleton import VideoSkeleton
     root = tmp_path_factory.mktemp("clip_models")
@@ -138,7 +139,7 @@ def clip_models(karate_frames, tmp_path_factory):
         for row in TABLE:
             if row.learned:
                 gen = row.cls(device="cpu", **row.config)
-                gen.train(target, epochs=1, every=2, out=training.model_path(target.filename, row.name, root / "models"),
+                gen.train(target, epochs=1, every=2, out=model_path(target.filename, row.name, root / "models"),
                           progress=False)
     finally:
         training.SAMPLES_DIR = saved[1]
