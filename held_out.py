@@ -13,7 +13,7 @@ SAMPLE_ROWS = 8           # held-out poses in each epoch's sample grid
 
 
 def comparison_grid(skeletons, columns, rows=SAMPLE_ROWS, cell=128):
-    """A picture for eyes: `rows` poses spread over `skeletons` ((N, 26) or (N, 33, 4)), each
+    """A picture for eyes: `rows` poses spread over `skeletons` ((N, 33, 4)), each
     row the drawn skeleton then every named column's image of that pose, under a header of
     the names. `columns` maps a name to images (N, H, W, 3) BGR uint8, one per skeleton."""
     picks = evenly_spaced(len(skeletons), rows)

@@ -64,7 +64,7 @@ class LearnedGenerator(Generator):
                              f"its settings are {', '.join(settings)}")
         self.config = {**settings, **config}
         check_settings(settings, self.config, self.setting_ranges())
-        self.record = {} if record is None else check_record(dict(record))
+        self.record = {} if record is None else dict(check_record(record))
         self.device = device if isinstance(device, torch.device) else pick_device(device)
         torch.manual_seed(self.config["seed"])
         self.build()
@@ -170,13 +170,15 @@ class LearnedGenerator(Generator):
         state = load_checkpoint(path, cls.kind)
         # A file written before the record was kept apart holds it inside its config.
         settings, record = (state["config"], state["record"]) if "record" in state else split_config(state["config"])
+        if not isinstance(record, dict):
+            raise DanceError(f"{path}: its record of what it was trained on is damaged; train it again")
         try:
             gen = cls(device=device, record=record, **settings)
             check_renderer(gen.record, gen.render_poses)
         except DanceError as e:
             raise DanceError(f"{path}: {e}") from None
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
-            raise DanceError(f"{path}: its config does not describe a {cls.kind} ({type(e).__name__}: "
+            raise DanceError(f"{path}: its config or record does not describe a {cls.kind} ({type(e).__name__}: "
                              f"{str(e).splitlines()[0][:120]}); train it again") from None
         try:
             gen.load_state(state)
