@@ -87,7 +87,8 @@ class GenGAN(LearnedGenerator):
         self.netG = GenNNSkeToImage().to(self.device)
         self.optG = adam(self.netG.parameters(), self.config["lr"])
         self.netG.apply(weights_init)
-        self.netD = Discriminator(self.render_poses.channels + 3 if self.config["critic"] == "pose" else 3).to(self.device)
+        sees = self.render_poses.channels + 3 if self.config["critic"] == "pose" else 3  # (pose +) RGB image
+        self.netD = Discriminator(sees).to(self.device)
         self.netD.apply(weights_init)
         self.optD = adam(self.netD.parameters(), self.config["lr"])
 

@@ -121,7 +121,8 @@ class LayeredFusion(nn.Module):
     def __init__(self, pose_channels, base, levels, residual):
         super().__init__()
         self.residual = residual
-        self.unet = UNet(pose_channels + CANDIDATES * PER_CANDIDATE + 3, base, levels, out_channels=3 + CANDIDATES + 1 + 3, tanh=False)
+        self.unet = UNet(pose_channels + CANDIDATES * PER_CANDIDATE + 3, base, levels,
+                         out_channels=3 + CANDIDATES + 1 + 3, tanh=False)
 
     def forward(self, batch, with_weights=False):
         """The image (B, 3, S, S); with_weights=True: (image, weights (B, CANDIDATES + 1, S, S),

@@ -109,9 +109,10 @@ def test_the_readme_recipe_adds_a_generator_touching_only_the_files_it_names(cli
     before = {p.relative_to(project): p.read_bytes() for p in project.rglob("*") if p.is_file() and not p.is_symlink()}
     (project / "GenToy.py").write_text(TOY_MODULE)                            # step 1
     table = (project / "generators.py").read_text()                           # step 2: one row (and its import)
-    table = table.replace("from GenVanillaNN import GenVanillaNN\n", "from GenToy import GenToy\nfrom GenVanillaNN import "
-                          "GenVanillaNN\n")
-    table = re.sub(r"\n\)\n", '\n    Row(8, GenToy, "two convolutions from the stick figure, 64x64"),\n)\n', table, count=1)
+    table = table.replace("from GenVanillaNN import GenVanillaNN\n",
+                          "from GenToy import GenToy\nfrom GenVanillaNN import GenVanillaNN\n")
+    row = '    Row(8, GenToy, "two convolutions from the stick figure, 64x64"),\n'
+    table = re.sub(r"\n\)\n", f"\n{row})\n", table, count=1)
     (project / "generators.py").write_text(table)
     (project / "tests" / "test_toy.py").write_text(TOY_TEST)                  # step 3: its tests
     env = {**os.environ, "DANCE_CACHE": str(tmp_path / "cache"), "DANCE_CHECKPOINTS": str(tmp_path / "ckpt")}
