@@ -233,7 +233,7 @@ def train_tab():
             with gr.Column():
                 gen = gr.Dropdown(generator_choices(learned_only=True), value=DEFAULT, label="generator to train",
                                   info="the README's own-target recipe trains the layered generator (type 7)")
-                epochs = gr.Number(TRAIN_EPOCHS, precision=0, minimum=1, label="epochs")
+                epochs = gr.Number(TRAIN_EPOCHS, precision=0, minimum=1, label="epochs", elem_id="train-epochs")
                 replace = gr.Checkbox(False, label="write over an earlier model of this video (--replace)")
                 start = gr.Button("Start training", variant="primary", elem_id="start-training")
                 status = gr.Textbox(label="status", interactive=False, elem_id="train-status")
