@@ -109,8 +109,21 @@ def drive(kind, data_video, recorded, gen, target, smooth, normalise, every, pro
         return None, f"error: {e}"
 
 
+def pick(value, choices):
+    """`value` when it is still one of `choices` (labels and values, or values), else the first."""
+    values = [c[1] if isinstance(c, tuple) else c for c in choices]
+    return value if value in values else (values or [None])[0]
+
+
+def refresh_drive(data_video, gen, target):
+    """The drive tab's lists read again: a new upload, a target trained since, are there."""
+    names, people = sorted(videos()), targets(gen)
+    return (gr.update(choices=names, value=pick(data_video, names)),
+            gr.update(choices=people, value=pick(target, people)))
+
+
 def drive_tab():
-    with gr.Tab("Drive a target", id="drive"):
+    with gr.Tab("Drive a target", id="drive") as tab:
         with gr.Row():
             with gr.Column():
                 kind = gr.Radio([DATA_SOURCE, UPLOAD_SOURCE], value=DATA_SOURCE, label="source (the motion)")
@@ -137,6 +150,8 @@ def drive_tab():
         gen.change(lambda g: (gr.update(info=describe(g)),
                               gr.update(choices=targets(g), value=(targets(g) or [None])[0])), gen, [gen, target])
         run.click(drive, [kind, data_video, recorded, gen, target, smooth, normalise, every], [result, status])
+        tab.select(refresh_drive, [data_video, gen, target], [data_video, target])
+        return refresh_drive, [data_video, gen, target], [data_video, target]
 
 
 def take_upload(file):
@@ -196,7 +211,7 @@ def show_job(job_id):
     except DanceError as e:
         return f"error: {e}", None, ""
     text, grid = job_view(job, log_text)
-    return text, grid, log_text
+    return text, grid, web_jobs.readable(log_text)
 
 
 def stop_job(job_id):
@@ -220,8 +235,18 @@ def resume_job(job_id):
     return gr.update(choices=job_choices(), value=new), f"job {new} queued (resumes job {job_id})"
 
 
+def refresh_train(name, job):
+    """The train tab's lists read again; with no job chosen, the one running (else the newest)."""
+    names, jobs = sorted(videos()), job_choices()
+    if not job:
+        now = web_jobs.running()
+        job = now["id"] if now else None
+    return (gr.update(choices=names, value=name if name in names else None),
+            gr.update(choices=jobs, value=pick(job, jobs)))
+
+
 def train_tab():
-    with gr.Tab("Make your own target", id="train"):
+    with gr.Tab("Make your own target", id="train") as tab:
         with gr.Row():
             with gr.Column():
                 upload = gr.File(label=f"upload a video of one person (at most {MAX_UPLOAD_BYTES // 2**20} MB)",
@@ -241,7 +266,9 @@ def train_tab():
                                   elem_id="jobs")
                 with gr.Row():
                     stop, resume = gr.Button("Stop"), gr.Button("Resume")
-                view, sample = gr.Markdown(), gr.Image(label="held-out samples, newest epoch", interactive=False)
+                view = gr.Markdown()
+                sample = gr.Image(label="held-out samples, newest epoch: skeleton, real, generated",
+                                  interactive=False, height=420)
                 log_box = gr.Textbox(label="log", lines=8, max_lines=8, autoscroll=True, interactive=False)
         upload.upload(take_upload, upload, [name, status])
         name.change(show_split, name, [train_sheet, held_sheet, split, status])
@@ -252,6 +279,8 @@ def train_tab():
         timer = gr.Timer(POLL_SECONDS)
         timer.tick(show_job, job, [view, sample, log_box])
         timer.tick(lambda j: gr.update(choices=job_choices(), value=j), job, job)
+        tab.select(refresh_train, [name, job], [name, job])
+        return refresh_train, [name, job], [name, job]
 
 
 def evaluation_targets():
@@ -281,8 +310,13 @@ def start_evaluation(target, max_frames, hard):
     return f"job {job} queued: follow it in the 'Make your own target' tab; the figures show here when it ends"
 
 
-def evaluate_tab():
-    with gr.Tab("See how good it is", id="evaluate"):
+def refresh_evaluate(target):
+    names = evaluation_targets()
+    return gr.update(choices=names, value=pick(target, names))
+
+
+def evaluate_tab(page):
+    with gr.Tab("See how good it is", id="evaluate") as tab:
         names = evaluation_targets()
         target = gr.Dropdown(names, value=names[0] if names else None, label="target", elem_id="eval-target")
         with gr.Row():
@@ -294,7 +328,9 @@ def evaluate_tab():
         grids = gr.Gallery(label="grids: skeleton, real frame, each generator", columns=1, height="auto")
         target.change(show_evaluation, target, [summary, grids])
         run.click(start_evaluation, [target, frames, hard], status)
-        return target, summary, grids
+        tab.select(refresh_evaluate, target, target)
+        page.load(show_evaluation, target, [summary, grids])
+        return refresh_evaluate, [target], [target]
 
 
 def build():
@@ -303,10 +339,9 @@ def build():
         gr.Markdown("# Dance transfer\nA person's motion onto a target person (Everybody Dance Now, MediaPipe "
                     "Pose). Everything runs on this machine.")
         with gr.Tabs():
-            drive_tab()
-            train_tab()
-            target, summary, grids = evaluate_tab()
-        page.load(show_evaluation, target, [summary, grids])
+            refreshers = [drive_tab(), train_tab(), evaluate_tab(page)]
+        for refresh, inputs, outputs in refreshers:  # what changed since the server started: new uploads,
+            page.load(refresh, inputs, outputs)         # targets, jobs
     return page
 
 

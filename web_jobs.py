@@ -39,7 +39,10 @@ from web_inputs import web_dir
 ENDED = ("done", "failed", "stopped", "cancelled")
 STOPPED_CODES = {128 + signal.SIGINT, 128 + signal.SIGTERM, 128 + signal.SIGHUP}  # the trainers' "saved, stopped"
 JOB_ID = re.compile(r"\d{8}-\d{6}(-\d+)?")  # when it was submitted: the ids sort by time
-LOG_TAIL_BYTES = 64 * 1024  # what the page shows of a log: its end
+LOG_TAIL_BYTES = 64 * 1024  # what the page reads of a log: its end
+LOG_LINES = 40              # what it shows of that
+BAR_PREFIX = re.compile(r"^([^|\n]{0,80}?):\s+\d+%\|")  # a tqdm line up to its bar: "epoch 2/8:  45%|"
+
 _spawned = []  # this process's runners, reaped as they end (no zombies in a long-running server)
 
 
@@ -193,6 +196,19 @@ def _tail(path, limit=LOG_TAIL_BYTES):
         f.seek(max(0, path.stat().st_size - limit))
         text = f.read().decode("utf-8", "replace")
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def readable(text, lines=LOG_LINES):
+    """The last `lines` lines of a log as a person reads it: of a progress bar's many updates,
+    only the newest of each run is kept."""
+    kept = []
+    for line in text.splitlines():
+        bar, before = BAR_PREFIX.match(line), BAR_PREFIX.match(kept[-1]) if kept else None
+        if bar and before and bar.group(1) == before.group(1):  # the same bar, further on
+            kept[-1] = line
+        elif line.strip():
+            kept.append(line)
+    return "\n".join(kept[-lines:])
 
 
 def last_error(text):

@@ -142,6 +142,9 @@ def test_the_training_progress_reads_the_trainers_own_log():
     p = progress(log, ["GenLayered.py", "me.mp4", "--epochs", "4"])
     assert p.done == 1 and p.epoch_total == 4 and p.current == (2, 10, 20)
     assert p.seconds_left == pytest.approx(40 + 2 * 100)         # this epoch's rest, then two more
+    bar = "epoch 1/4:  {}%|#    | {}/20 [00:01<00:10]"
+    shown = web_jobs.readable("\r".join(bar.format(5 * i, i) for i in range(1, 4)).replace("\r", "\n") + "\n" + log)
+    assert shown.splitlines()[0] == bar.format(15, 3) and len(shown.splitlines()) == 4  # a bar's newest update only
 
 
 # ---- the page, in a browser ----------------------------------------------------------------
