@@ -245,7 +245,7 @@ def test_the_demo_writes_h264_with_the_sources_sound(karate_path, tmp_path):
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
 
 
-@pytest.mark.skipif(browser() is None, reason="no Chromium here (.ci/run installs it)")
+@pytest.mark.skipif(browser() is None, reason="no Chromium or Playwright here (.ci/run installs Chromium)")
 def test_the_demo_video_plays_in_a_browser(karate_path, tmp_path):
     out = tmp_path / "demo.mp4"
     DanceDemo(karate_path, "nearest", target=karate_path, every=2).draw(output=out)

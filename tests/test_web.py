@@ -12,7 +12,7 @@ import pytest
 
 import web_inputs
 import web_jobs
-from browser_pw import browser, chromium, watch
+from browser import browser, chromium, watch
 from conftest import ROOT, footage, write_clip
 from project import DanceError
 from training_log import progress
