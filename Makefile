@@ -1,11 +1,11 @@
-# Two commands do everything on a fresh clone: `make demo` and `make test`.
+# Two commands do everything on a fresh clone: `make demo` and `make test` (`make web`: the web page).
 # Each first builds .venv from requirements.txt (once; again when requirements.txt changes).
 # Videos are read from data/, or from $(DANCE_DATA) when it is set.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test venv clean
+.PHONY: demo test web venv clean
 
 venv: $(VENV)/.installed
 
@@ -19,6 +19,9 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q tests
+
+web: venv
+	$(PY) app.py
 
 clean:
 	rm -rf cache output .pytest_cache

@@ -257,6 +257,7 @@ def train_tab():
                 held_sheet = gr.Image(label="held-out frames (never trained on)", interactive=False)
             with gr.Column():
                 gen = gr.Dropdown(generator_choices(learned_only=True), value=DEFAULT, label="generator to train",
+                                  elem_id="train-gen",
                                   info="the README's own-target recipe trains the layered generator (type 7)")
                 epochs = gr.Number(TRAIN_EPOCHS, precision=0, minimum=1, label="epochs", elem_id="train-epochs")
                 replace = gr.Checkbox(False, label="write over an earlier model of this video (--replace)")
@@ -325,7 +326,8 @@ def evaluate_tab(page):
             run = gr.Button("Run the evaluation", variant="primary")
         status = gr.Textbox(label="status", interactive=False)
         summary = gr.Markdown()
-        grids = gr.Gallery(label="grids: skeleton, real frame, each generator", columns=1, height="auto")
+        grids = gr.Gallery(label="grids: skeleton, real frame, each generator", columns=3, height=420,
+                           object_fit="contain")
         target.change(show_evaluation, target, [summary, grids])
         run.click(start_evaluation, [target, frames, hard], status)
         tab.select(refresh_evaluate, target, target)
