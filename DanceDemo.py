@@ -95,8 +95,8 @@ class DanceDemo:
             raise DanceError(f"unknown --smooth {smooth!r}; choose one of {', '.join(SMOOTHERS)}")
         if normalise not in NORMALISE_CHOICES:
             raise DanceError(f"unknown --normalise {normalise!r}; choose one of {', '.join(NORMALISE_CHOICES)}")
-        self.source_path = Path(source)
         self.source = open_source(source, every, panel, live)
+        self.source_path = Path(self.source.name)
         self.live = self.source.live
         self.smooth = smooth or self.source.default_smoother
         self.panel, self.fps = panel, self.source.fps

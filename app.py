@@ -31,11 +31,13 @@ import gradio as gr  # noqa: E402
 from checkpoints import MODELS_DIR, model_path  # noqa: E402
 from DanceDemo import DEFAULT_TARGET, NORMALISE_CHOICES, DanceDemo  # noqa: E402
 from files import check_output  # noqa: E402
-from generators import DEFAULT, TABLE, available_models, find  # noqa: E402
-from project import PROJECT_DIR, DanceError, cli_main, data_dir  # noqa: E402
+from generators import DEFAULT, find  # noqa: E402
+from project import PROJECT_DIR, DanceError, cli_main  # noqa: E402
 from smoothing import SMOOTHERS  # noqa: E402
-from sources import DEFAULT_SMOOTHER  # noqa: E402
+from sources import DEFAULT_SMOOTHER, LIVE_SMOOTHER  # noqa: E402
 import web_jobs  # noqa: E402
+from web_live import STREAM_EVERY_S, STREAM_LIMIT_S, stream_step  # noqa: E402
+from web_lists import describe, evaluation_targets, generator_choices, pick, target_path, targets  # noqa: E402
 from web_views import evaluation_files, evaluation_view, job_label, job_view, split_view  # noqa: E402
 
 DEFAULT_PORT = 7860
@@ -43,45 +45,12 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 TRAIN_EPOCHS = 8           # the README's "make your own target" command: python GenLayered.py me.mp4 --epochs 8
 EVAL_FRAMES = 200          # the page's evaluation scores this many test frames by default (0: all; minutes vs hours)
 POLL_SECONDS = 2.0         # how often the page reads the jobs back from disk
-DATA_SOURCE, UPLOAD_SOURCE = "a video of the data folder", "an uploaded or recorded video"
+DATA_SOURCE, UPLOAD_SOURCE, LIVE_SOURCE = "a video of the data folder", "an uploaded or recorded video", \
+    "the webcam, live"
 SHIPPED_GRIDS = tuple((PROJECT_DIR / "images" / f"evaluation_grid{part}.png", caption) for part, caption in
                       (("", "held-out frames"), ("_unseen", "unseen poses"), ("_hardest", "the hardest poses")))
 
 log = logging.getLogger("dance")
-
-
-def generator_choices(learned_only=False):
-    """(label, name) for each generator of the table: its number and name (the description below it)."""
-    return [(f"{row.number} {row.name}", row.name) for row in TABLE if row.learned or not learned_only]
-
-
-def describe(gen):
-    """What a generator is, in the table's words, and what it needs."""
-    row = find(gen)
-    return f"{row.description}; " + (f"a model per target (models/<target>_{row.name}.pth)" if row.learned
-                                     else "searches the target's video, no model")
-
-
-def targets(gen):
-    """The targets a generator can render: for nearest neighbour, every video; for a learned
-    one, every target with its model in models/ (the shipped taichi1 first)."""
-    row = find(gen)
-    if not row.learned:
-        names = sorted({Path(n).stem for n in videos()})
-    else:
-        names = sorted(name[:-len(f"_{row.name}.pth")] for name in available_models(row))
-    first = Path(DEFAULT_TARGET).stem
-    return sorted(names, key=lambda n: (n != first, n))
-
-
-def target_path(gen, target):
-    """The video path DanceDemo is given for a target the page lists (`targets`): its video
-    where there is one (nearest neighbour searches it; a model is checked against it), else
-    a name in the data folder whose stem finds the model (models/<target>_<name>.pth)."""
-    if target not in targets(gen):
-        raise DanceError(f"{target}: not a target of {find(gen).name}; pick one from the list")
-    found = sorted(path for name, path in videos().items() if Path(name).stem == target)
-    return min(found, key=lambda p: p.suffix != ".mp4") if found else data_dir() / f"{target}.mp4"
 
 
 def chosen_source(kind, data_video, recorded):
@@ -109,10 +78,22 @@ def drive(kind, data_video, recorded, gen, target, smooth, normalise, every, pro
         return None, f"error: {e}"
 
 
-def pick(value, choices):
-    """`value` when it is still one of `choices` (labels and values, or values), else the first."""
-    values = [c[1] if isinstance(c, tuple) else c for c in choices]
-    return value if value in values else (values or [None])[0]
+def live_demo(source, settings):
+    """The demo of a webcam stream (web_live): the command line's, over the pushed frames."""
+    gen, target, smooth, normalise = settings
+    return DanceDemo(source, gen, target=target, smooth=smooth, normalise=normalise)
+
+
+def live(frame, session, last_status, gen, target, smooth, normalise):
+    """One webcam frame of a live stream: (newest picture, session, status, status time); what
+    has not changed is skipped (web_live.stream_step runs the demo on a thread of its own)."""
+    try:
+        settings = (find(gen).name, str(target_path(gen, target)), smooth, normalise)
+    except DanceError as e:
+        return gr.skip(), session, f"error: {e}", last_status
+    picture, session, status, last_status = stream_step(frame, session, settings, last_status, live_demo)
+    return (gr.skip() if picture is None else picture), session, (gr.skip() if status is None else status), \
+        last_status
 
 
 def refresh_drive(data_video, gen, target):
@@ -122,16 +103,30 @@ def refresh_drive(data_video, gen, target):
             gr.update(choices=people, value=pick(target, people)))
 
 
+def source_shown(kind):
+    """What the drive tab shows for a kind of source: (data video list, upload, webcam, live
+    picture, result video, Run button, every k-th frame, smoothing); a live stream starts with
+    the webcam's own button, takes every frame it has time for, and is smoothed as the command
+    line smooths a live source (no look-ahead, which would add latency)."""
+    is_live = kind == LIVE_SOURCE
+    shown = [gr.update(visible=v) for v in
+             (kind == DATA_SOURCE, kind == UPLOAD_SOURCE, is_live, is_live, not is_live, not is_live, not is_live)]
+    return shown + [gr.update(value=LIVE_SMOOTHER if is_live else DEFAULT_SMOOTHER)]
+
+
 def drive_tab():
     with gr.Tab("Drive a target", id="drive") as tab:
         with gr.Row():
             with gr.Column():
-                kind = gr.Radio([DATA_SOURCE, UPLOAD_SOURCE], value=DATA_SOURCE, label="source (the motion)")
+                kind = gr.Radio([DATA_SOURCE, UPLOAD_SOURCE, LIVE_SOURCE], value=DATA_SOURCE,
+                                label="source (the motion)")
                 names = sorted(videos())
                 data_video = gr.Dropdown(names, value="karate1.mp4" if "karate1.mp4" in names else None,
                                          label="video of the data folder", elem_id="data-video")
                 recorded = gr.Video(sources=["upload", "webcam"], label="upload a video, or record one",
                                     visible=False, include_audio=True, elem_id="recorded")
+                webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy", visible=False,
+                                  label="webcam: press Record to stream, Stop to end", elem_id="webcam")
                 gen = gr.Dropdown(generator_choices(), value=DEFAULT, label="generator", info=describe(DEFAULT),
                                   elem_id="generator")
                 target = gr.Dropdown(targets(DEFAULT), value=targets(DEFAULT)[0] if targets(DEFAULT) else None,
@@ -144,14 +139,24 @@ def drive_tab():
             with gr.Column():
                 result = gr.Video(label="source | target", interactive=False, buttons=["download"],
                                   elem_id="result")
+                live_result = gr.Image(label="source | target, live", interactive=False, visible=False,
+                                       format="jpeg", elem_id="live-result")
                 status = gr.Textbox(label="status", interactive=False, elem_id="drive-status")
-        kind.change(lambda k: (gr.update(visible=k == DATA_SOURCE), gr.update(visible=k == UPLOAD_SOURCE)),
-                    kind, [data_video, recorded])
+        session, last_status = gr.State(None), gr.State(0.0)
+        kind.change(source_shown, kind, [data_video, recorded, webcam, live_result, result, run, every, smooth])
+        # The lists are set by three events (a generator chosen, the tab opened, the page loaded): one
+        # queue for them, so they apply in the order they came, not in the order they happen to end
+        # (a page-load refresh that ended after the user's choice put back the old generator's targets).
+        lists = {"concurrency_id": "drive-lists", "concurrency_limit": 1}
         gen.change(lambda g: (gr.update(info=describe(g)),
-                              gr.update(choices=targets(g), value=(targets(g) or [None])[0])), gen, [gen, target])
+                              gr.update(choices=targets(g), value=(targets(g) or [None])[0])), gen, [gen, target],
+                   **lists)
         run.click(drive, [kind, data_video, recorded, gen, target, smooth, normalise, every], [result, status])
-        tab.select(refresh_drive, [data_video, gen, target], [data_video, target])
-        return refresh_drive, [data_video, gen, target], [data_video, target]
+        webcam.stream(live, [webcam, session, last_status, gen, target, smooth, normalise],
+                      [live_result, session, status, last_status], stream_every=STREAM_EVERY_S,
+                      time_limit=STREAM_LIMIT_S, concurrency_limit=1, show_progress="hidden")
+        tab.select(refresh_drive, [data_video, gen, target], [data_video, target], **lists)
+        return refresh_drive, [data_video, gen, target], [data_video, target], lists
 
 
 def take_upload(file):
@@ -281,12 +286,7 @@ def train_tab():
         timer.tick(show_job, job, [view, sample, log_box])
         timer.tick(lambda j: gr.update(choices=job_choices(), value=j), job, job)
         tab.select(refresh_train, [name, job], [name, job])
-        return refresh_train, [name, job], [name, job]
-
-
-def evaluation_targets():
-    return sorted({t for row in TABLE if row.learned for t in targets(row.name)}
-                  | {Path(n).stem for n in videos()}, key=lambda n: (n != Path(DEFAULT_TARGET).stem, n))
+        return refresh_train, [name, job], [name, job], {}
 
 
 def show_evaluation(target):
@@ -332,7 +332,7 @@ def evaluate_tab(page):
         run.click(start_evaluation, [target, frames, hard], status)
         tab.select(refresh_evaluate, target, target)
         page.load(show_evaluation, target, [summary, grids])
-        return refresh_evaluate, [target], [target]
+        return refresh_evaluate, [target], [target], {}
 
 
 def build():
@@ -342,8 +342,8 @@ def build():
                     "Pose). Everything runs on this machine.")
         with gr.Tabs():
             refreshers = [drive_tab(), train_tab(), evaluate_tab(page)]
-        for refresh, inputs, outputs in refreshers:  # what changed since the server started: new uploads,
-            page.load(refresh, inputs, outputs)         # targets, jobs
+        for refresh, inputs, outputs, queue in refreshers:  # what changed since the server started: new
+            page.load(refresh, inputs, outputs, **queue)      # uploads, targets, jobs
     return page
 
 

@@ -81,9 +81,14 @@ class Mailbox:
             self._ended = True
             self._cond.notify()
 
-    def take(self):
+    @property
+    def ended(self):
+        return self._ended
+
+    def take(self, timeout=None):
+        """The newest frame; None once the sender has ended (or nothing came for `timeout` s)."""
         with self._cond:
-            self._cond.wait_for(lambda: self._frame is not None or self._ended)
+            self._cond.wait_for(lambda: self._frame is not None or self._ended, timeout)
             frame, self._frame = self._frame, None
             return frame
 
@@ -211,6 +216,46 @@ class LiveCapture:
             self._release()
         else:
             self._thread.join(STOP_WAIT_S)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class PushedCapture:
+    """A live capture whose frames are handed in by someone else (`push`) instead of read by
+    a thread of ours: the web page's stream handler, with a browser's webcam frames. The same
+    interface as LiveCapture, and the same one-frame mailbox: frames pushed while the demo
+    is busy are dropped. The capture ends when `close` is called or when no frame came for
+    `idle_s` seconds (a closed tab says nothing)."""
+
+    kind, paced = "pushed", False
+
+    def __init__(self, first, fps, name="browser camera", idle_s=READ_TIMEOUT_S):
+        self.name, self.stem, self.spec = name, "webcam", name
+        self.fps, self.size, self.first = fps, (first.shape[1], first.shape[0]), first
+        self.idle_s, self._box = idle_s, Mailbox()
+        self.captured, self.stopped_early = 0, False
+        self.push(first)
+
+    def push(self, image):
+        """Hand in the next frame (BGR uint8, the first frame's size)."""
+        self._box.put(LiveFrame(self.captured, image, time.monotonic()))
+        self.captured += 1
+
+    def __iter__(self):
+        while (frame := self._box.take(self.idle_s)) is not None:
+            yield frame
+        self.stopped_early = not self._box.ended   # nothing came: the sender went away
+
+    @property
+    def dropped(self):
+        return self._box.dropped
+
+    def close(self):
+        self._box.end()
 
     def __enter__(self):
         return self

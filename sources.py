@@ -197,8 +197,8 @@ class LiveSource(Source):
     output_prefix = "live_"
     progress_label = "live"
 
-    def __init__(self, spec, panel, kind="file"):
-        self.capture = LiveCapture(spec, kind)
+    def __init__(self, spec, panel, kind="file", capture=None):
+        self.capture = capture or LiveCapture(spec, kind)  # `capture`: one made elsewhere (live.PushedCapture)
         try:
             check_frame_size(self.capture.size, self.capture.name)
         except DanceError:
@@ -245,8 +245,11 @@ class LiveSource(Source):
 
 def open_source(source, every, panel, live=False):
     """The Source that `source` names: a live one (a camera index, a device, a URL; or any video
-    with `live`), a skeleton track (.npz), or a video file. Refuses, in one line (DanceError),
-    a track played live and --every with a live source."""
+    with `live`), a skeleton track (.npz), or a video file; a Source made by the caller is
+    taken as it is. Refuses, in one line (DanceError), a track played live and --every with a
+    live source."""
+    if isinstance(source, Source):
+        return source
     kind = live_kind(source)
     is_track = Path(source).suffix.lower() == ".npz"
     if live or kind:

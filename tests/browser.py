@@ -39,13 +39,17 @@ def browser():
 
 
 @contextlib.contextmanager
-def chromium(size=(600, 340)):
-    """A page of a headless Chromium, `size` (width, height) pixels."""
+def chromium(size=(600, 340), camera=None):
+    """A page of a headless Chromium, `size` (width, height) pixels; with `camera` (a .y4m or
+    .mjpeg file), a webcam the page may use that shows that video, looped."""
     from playwright.sync_api import sync_playwright
+    flags = FLAGS + ([] if camera is None else ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                                                 f"--use-file-for-fake-video-capture={camera}"])
     with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=browser(), args=FLAGS)
+        instance = p.chromium.launch(executable_path=browser(), args=flags)
         try:
-            yield instance.new_page(viewport={"width": size[0], "height": size[1]})
+            yield instance.new_page(viewport={"width": size[0], "height": size[1]},
+                                    permissions=[] if camera is None else ["camera"])
         finally:
             instance.close()
 

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ROOT, as_in_a_terminal, assert_one_line_error, read_until, run
 from DanceDemo import DanceDemo
-from live import LiveCapture, LiveFrame, Mailbox, Meter, live_kind
+from live import LiveCapture, LiveFrame, Mailbox, Meter, PushedCapture, live_kind
 from Motion import Calibration, pose_stats
 from project import DanceError
 from smoothing import OneEuroFilter, smooth_stream
@@ -36,6 +36,23 @@ def test_the_mailbox_keeps_only_the_newest_frame():
     box.put(3)
     box.end()
     assert box.take() == 3 and box.take() is None   # what is left comes first, then the end
+
+
+def test_pushed_frames_keep_the_newest_and_end_when_closed_or_no_longer_sent():
+    image = np.zeros((36, 64, 3), np.uint8)
+    capture = PushedCapture(image, fps=25, idle_s=0.2)
+    for k in range(1, 4):
+        capture.push(image + k)
+    frames = iter(capture)
+    first = next(frames)
+    assert (first.seq, first.image[0, 0, 0], capture.dropped) == (3, 3, 3)  # the newest; the rest dropped
+    assert capture.size == (64, 36) and capture.captured == 4
+    start = time.monotonic()
+    assert list(frames) == [] and capture.stopped_early                      # nothing sent for idle_s: the end
+    assert 0.15 < time.monotonic() - start < 2
+    closed = PushedCapture(image, fps=25)
+    closed.close()
+    assert [f.seq for f in closed] == [0] and not closed.stopped_early       # what was left, then the end
 
 
 def test_a_file_plays_at_its_own_frame_rate(clip):

@@ -1,5 +1,6 @@
 """The web page (app.py): driven in headless Chromium as a user drives it, its job queue with
 a fake trainer, and its checks of what the page accepts (uploads, names of files)."""
+import contextlib
 import os
 import signal
 import socket
@@ -8,10 +9,12 @@ import sys
 import time
 import urllib.request
 
+import numpy as np
 import pytest
 
 import web_inputs
 import web_jobs
+import web_live
 from browser import browser, chromium, watch
 from conftest import ROOT, footage, write_clip
 from project import DanceError
@@ -147,6 +150,50 @@ def test_the_training_progress_reads_the_trainers_own_log():
     assert shown.splitlines()[0] == bar.format(15, 3) and len(shown.splitlines()) == 4  # a bar's newest update only
 
 
+# ---- the live stream's steps, with a fake demo -------------------------------------------
+class FakeDemo:
+    """Stands in for DanceDemo over the webcam's pushed frames: each frame's picture is the frame."""
+
+    def __init__(self, source, settings):
+        if settings[0] == "broken":
+            raise DanceError("broken: no such generator")
+        self.source, self.frames = source, []
+
+    def pictures(self):
+        for frame in self.source.capture:
+            self.frames.append(frame.seq)
+            time.sleep(0.05)                        # slower than the frames come: some are dropped
+            self.source.meter.shown(frame.captured)
+            yield frame.image, frame
+
+
+def test_a_stream_runs_one_session_and_a_new_one_when_its_settings_change():
+    good, other = ("layered", "t.mp4", "one_euro", "auto"), ("warp", "t.mp4", "one_euro", "auto")
+    frame = np.zeros((72, 128, 3), np.uint8)
+    picture, session, status, last = web_live.stream_step(frame, None, good, 0.0, FakeDemo)
+    assert status.startswith("1 frames received")
+    shown = []
+    for k in range(1, 40):                          # frames every 10 ms, pictures every 50 ms at best
+        picture, same, _, last = web_live.stream_step(frame + k, session, good, last, FakeDemo)
+        assert same is session
+        shown += [] if picture is None else [int(picture[0, 0, 0])]
+        time.sleep(0.01)
+    assert shown == sorted(set(shown)) and len(shown) >= 3                # in order, never twice
+    taken, deadline = session.demo.frames, time.monotonic() + 10
+    while taken[-1] != 39 and time.monotonic() < deadline:               # the last frame sent is taken...
+        time.sleep(0.01)
+    assert taken[-1] == 39 and taken == sorted(taken)
+    assert session.capture.dropped > 0 and len(taken) + session.capture.dropped == 40  # ...the rest dropped
+    _, new, _, _ = web_live.stream_step(frame, session, other, 0.0, FakeDemo)
+    assert new is not session and not session.running and new.settings == other
+    _, refused, status, _ = web_live.stream_step(frame, new, ("broken",), 0.0, FakeDemo)
+    assert status == "error: broken: no such generator" and not new.running
+    assert web_live.stream_step(frame, refused, ("broken",), 0.0, FakeDemo)[1] is refused  # not retried each frame
+    again = web_live.stream_step(frame, refused, good, 0.0, FakeDemo)[1]
+    assert again.running
+    again.close()
+
+
 # ---- the page, in a browser ----------------------------------------------------------------
 def free_port():
     with socket.socket() as s:
@@ -178,10 +225,10 @@ def page_url(tmp_path_factory):
     server.wait(timeout=30)
 
 
-@pytest.fixture
-def page(page_url):
+@contextlib.contextmanager
+def opened(page_url, camera=None):
     """A tab on the page, and every host it asked for anything (only the server, we check)."""
-    with chromium((1280, 1000)) as tab:
+    with chromium((1280, 1000), camera) as tab:
         hosts = set()
         tab.on("request", lambda r: hosts.add(r.url.split("/")[2]) if "://" in r.url[:10] else None)
         tab.goto(page_url)
@@ -189,9 +236,34 @@ def page(page_url):
         assert hosts <= {page_url.split("/")[2]}, f"the page fetched from elsewhere: {hosts}"
 
 
-def choose(page, element, option):
-    page.locator(f"#{element} input").click()
-    page.get_by_role("option", name=option, exact=True).click()
+@pytest.fixture
+def page(page_url):
+    with opened(page_url) as tab:
+        yield tab
+
+
+@pytest.fixture(scope="module")
+def webcam_video(tmp_path_factory):
+    """Two seconds of karate1.mp4 as a .y4m file: what Chromium's fake webcam plays, looped."""
+    import imageio_ffmpeg
+    y4m = tmp_path_factory.mktemp("webcam") / "karate.y4m"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(footage("karate1.mp4")),
+                    "-t", "2", "-pix_fmt", "yuv420p", str(y4m)], check=True)
+    return y4m
+
+
+def choose(page, element, option, tries=20):
+    """Pick `option` in a dropdown; its choices may still be on their way (set by another event)."""
+    for _ in range(tries):
+        page.locator(f"#{element} input").click()
+        wanted = page.get_by_role("option", name=option, exact=True)
+        try:
+            wanted.click(timeout=1000)
+            return
+        except Exception:  # playwright's TimeoutError: not listed yet
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(500)
+    pytest.fail(f"{element}: no option {option!r}")
 
 
 @needs_browser
@@ -218,3 +290,23 @@ def test_a_text_file_named_mp4_shows_the_one_line_error(page, tmp_path):
                            timeout=60_000)
     said = page.locator("#train-status textarea").input_value()
     assert said.startswith("error: notes.mp4: cannot be decoded as a video") and "\n" not in said, said
+
+
+@needs_browser
+def test_the_webcam_streams_live_and_the_targets_pictures_come_back(page_url, webcam_video):
+    with opened(page_url, camera=webcam_video) as page:
+        page.get_by_label("the webcam, live").check()
+        page.locator("#run").wait_for(state="hidden", timeout=30_000)  # a stream starts with the webcam's button
+        page.locator("#webcam").get_by_text("Click to Access Webcam").click()
+        page.locator("#webcam button", has_text="Record").click()
+        page.wait_for_function("() => /^\\d+ pictures from/.test(document.querySelector('#drive-status "
+                               "textarea').value)", timeout=120_000)
+        sources = set()
+        for _ in range(100):                                         # pictures keep coming, not one
+            sources.add(page.locator("#live-result img").get_attribute("src"))
+            if len(sources) >= 3:
+                break
+            page.wait_for_timeout(200)
+        status = page.locator("#drive-status textarea").input_value()
+        page.locator("#webcam button", has_text="Stop").click()
+    assert len(sources) >= 3 and "dropped while busy" in status, (sources, status)
