@@ -6,6 +6,7 @@ picture (live: the meter), what its summary adds, and what Ctrl-C means to it.
 
     source = open_source("data/karate1.mp4", every=1, panel=256)   # or a .npz track, or "0"
 """
+import functools
 import logging
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 
 from live import LiveCapture, Meter, live_kind
 from panels import status
+from pipeline import StageClock
 from pose_detector import PoseDetector, check_frame_size
 from VideoReader import VideoReader, scan
 from VideoWriter import check_fps
@@ -92,6 +94,12 @@ class Source:
     def __iter__(self):
         raise NotImplementedError
 
+    @functools.cached_property
+    def clock(self):
+        """The time each frame spends being read and detected (pipeline.StageClock); the demo
+        keeps its own stages in the same clock."""
+        return StageClock()
+
     def skip(self, seconds):
         """Jump `seconds` ahead (the window's `n`); a source that cannot does nothing."""
 
@@ -140,19 +148,19 @@ class VideoSource(Source):
         # so no frame need be left out); each frame is placed at its own time (see VideoWriter).
         self.fps = check_fps(survey.fps, every, self.path)
         self.total = -(-survey.count // every)
-        self._video = None
+        self._skip = 0   # frames to jump, asked by the window's `n` (read by the thread that reads)
 
     def __iter__(self):
-        with VideoReader(self.path) as self._video, PoseDetector(tracking=True, margin=self.detect_margin) as det:
-            for index, frame in self._video:
-                ske = det.detect(frame)
-                yield SourceFrame(f"source {index}", frame, time=self._video.time), \
-                    None if ske is None else ske.landmarks
-                self._video.skip(self.every - 1)
+        with VideoReader(self.path) as video, PoseDetector(tracking=True, margin=self.detect_margin) as det:
+            for index, frame in self.clock.timed(video, "read"):
+                with self.clock("detect"):
+                    ske = det.detect(frame)
+                yield SourceFrame(f"source {index}", frame, time=video.time), None if ske is None else ske.landmarks
+                jump, self._skip = self._skip, 0
+                video.skip(self.every - 1 + jump)
 
     def skip(self, seconds):
-        if self._video is not None:
-            self._video.skip(int(seconds * self.fps * self.every))
+        self._skip += int(seconds * self.fps * self.every)
 
 
 class TrackSource(Source):
@@ -214,7 +222,8 @@ class LiveSource(Source):
         margin = choose_detect_margin([self.capture.first])
         with self.capture, PoseDetector(tracking=True, margin=margin) as det:
             for frame in self.capture:
-                ske = det.detect(frame.image)
+                with self.clock("detect"):
+                    ske = det.detect(frame.image)
                 yield (SourceFrame(f"live {frame.seq}", frame.image, frame.captured),
                        None if ske is None else ske.landmarks)
 

@@ -15,7 +15,7 @@ from provenance import TARGET_KEYS
 
 MODULES = {p.stem: p for p in ROOT.glob("*.py")}
 GENERATOR_MODULES = {row.cls.__module__ for row in TABLE}
-TOP = {"generators", "DanceDemo", "evaluate", "validate", "app", "web_lists"}  # the table and the entry points that read it
+TOP = {"generators", "DanceDemo", "evaluate", "validate", "benchmark", "app", "web_lists"}  # the table and the entry points that read it
 
 
 def project_imports(path):

@@ -1,0 +1,211 @@
+"""How fast the demo runs, offline and live, and where its time goes: figures, not tests.
+
+    python benchmark.py                     # karate1 offline; live at 640x360, 1280x720, 1920x1080
+    python benchmark.py --tiny              # a few frames of each (what CI runs: figures, no speed asserted)
+    python benchmark.py --generators layered --json output/benchmark.json
+
+Every figure is measured twice in the same run, on the path the demo takes now (the stages
+overlapped: the next frame read and detected on a thread while this one is generated,
+pipeline.prefetch) and on the sequential path it took before, and printed as a ratio of the
+two, since timings on a shared machine vary from run to run more than between the two paths.
+
+- Offline: `DanceDemo(karate1.mp4).draw(output=...)`, after one warm-up run, the two paths
+  taking turns to go first: wall seconds (median of --repeats, model loading included) and
+  frames per second, and the milliseconds per frame of each stage (median and 90th percentile:
+  read, detect, wait = the generating thread waiting for its next frame, crop, generate,
+  compose, write).
+- Live: the same video files played as a camera (`--live`: each frame released at its time,
+  frames dropped when the demo is busy), for --seconds: frames shown of those captured,
+  dropped, and the latency from capture to the picture made (median, p90). The HD clips are
+  cut from taichi2.mp4 (960x720, 29.97 fps) scaled to 1280x720 and 1920x1080 at 30 fps, and
+  kept in the cache folder.
+"""
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from caches import cache_dir
+from DanceDemo import DanceDemo
+from files import atomic_path, check_output
+from generators import TABLE, find
+from project import DanceError, cli_main, data_path
+from report import finite
+from VideoWriter import ffmpeg
+
+OFFLINE_SOURCE = "karate1.mp4"
+LIVE_CLIPS = (("karate1.mp4", None, None), ("taichi2.mp4", (1280, 720), 30), ("taichi2.mp4", (1920, 1080), 30))
+HD_START_S = 10            # the HD clips start here in taichi2.mp4 (past its title)
+GENERATORS = ("nearest", "pix2pix", "layered")
+TINY_SECONDS = 0.5         # --tiny: clips this long, one repeat
+PATHS = {"overlapped": True, "sequential": False}   # the demo's path now, and before
+STAGES = ("read", "detect", "wait", "crop", "generate", "compose", "write")
+
+log = logging.getLogger("dance")
+
+
+def clip(video, size, fps, seconds, folder):
+    """`video` cut to `seconds` (scaled to `size` (w, h) at `fps` when given) into `folder`,
+    made once: the same clip for every path and every run."""
+    name = f"{Path(video).stem}_{'x'.join(map(str, size)) if size else 'native'}_{fps or 'native'}fps_{seconds:g}s.mp4"
+    out = folder / name
+    if not out.exists():
+        start = HD_START_S if size else 0
+        scale = ["-vf", f"scale={size[0]}:{size[1]}", "-r", str(fps)] if size else []
+        tmp = out.with_name(f".{out.name}.part.mp4")
+        done = subprocess.run([ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-ss", str(start),
+                               "-i", str(video), "-t", str(seconds), *scale, "-an", "-c:v", "libx264", "-crf", "18",
+                               str(tmp)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise DanceError(f"{video}: could not be cut into a benchmark clip ({done.stderr.strip()[-200:]})")
+        tmp.replace(out)
+    return out
+
+
+def run_demo(source, gen, target, overlap, live):
+    """One demo run into a temporary file: its summary and its wall seconds. `target`: the
+    target video, or {generator name: target video} (None: the demo's default)."""
+    if isinstance(target, dict):
+        target = target.get(gen)
+    with tempfile.TemporaryDirectory() as tmp:
+        demo = DanceDemo(source, gen, target=target, live=live, overlap=overlap)
+        t0 = time.perf_counter()
+        stats = demo.draw(output=Path(tmp) / "bench.mp4")
+        return stats, time.perf_counter() - t0
+
+
+def offline(source, gens, target, repeats):
+    """{gen: {path: {"seconds", "fps", "stages_ms"}}}: the demo on a video, each path `repeats` times."""
+    out = {}
+    for gen in gens:
+        run_demo(source, gen, target, True, live=False)   # warm-up: model read, caches filled, not counted
+        runs = {path: [] for path in PATHS}
+        for k in range(repeats):                          # the paths take turns going first
+            for path in (list(PATHS) if k % 2 == 0 else list(PATHS)[::-1]):
+                runs[path].append(run_demo(source, gen, target, PATHS[path], live=False))
+        out[gen] = {}
+        for path, done in runs.items():
+            seconds = statistics.median(s for _, s in done)
+            stats = min(done, key=lambda r: abs(r[1] - seconds))[0]   # the median run's stages
+            out[gen][path] = {"seconds": seconds, "fps": stats["frames"] / seconds, "frames": stats["frames"],
+                              "stages_ms": stats["stages_ms"]}
+    return out
+
+
+def live(clips, gens, target):
+    """{clip: {gen: {path: figures}}}: each clip played as a camera through the demo."""
+    out = {}
+    for name, source in clips.items():
+        out[name] = {}
+        for gen in gens:
+            out[name][gen] = {}
+            for path, overlap in PATHS.items():
+                stats, _ = run_demo(source, gen, target, overlap, live=True)
+                out[name][gen][path] = {
+                    "captured": stats["captured"], "shown": stats["frames"], "dropped": stats["dropped"],
+                    "shown_share": stats["frames"] / max(stats["captured"], 1), "latency_ms": stats["latency_ms"],
+                    "latency_p90_ms": stats["latency_p90_ms"], "stages_ms": stats["stages_ms"]}
+    return out
+
+
+def ratio(new, old):
+    return f"{new / old:.2f}x" if old else "-"
+
+
+def print_offline(figures):
+    print("\nOffline: wall seconds and frames per second (overlapped / sequential)")
+    print(f"{'generator':<10} {'overlapped':>10} {'sequential':>10} {'ratio':>7} {'fps':>6}")
+    for gen, paths in figures.items():
+        o, s = paths["overlapped"], paths["sequential"]
+        print(f"{gen:<10} {o['seconds']:>9.2f}s {s['seconds']:>9.2f}s {ratio(o['seconds'], s['seconds']):>7} "
+              f"{o['fps']:>6.1f}")
+    print("\nStages, ms per frame, median / p90 (overlapped path; read and detect run on their own thread)")
+    print(f"{'generator':<10} " + " ".join(f"{stage:>13}" for stage in STAGES))
+    for gen, paths in figures.items():
+        stages = paths["overlapped"]["stages_ms"]
+        print(f"{gen:<10} " + " ".join(f"{stages[k]['median_ms']:>6.1f}/{stages[k]['p90_ms']:<6.1f}"
+                                       if k in stages else f"{'-':>13}" for k in STAGES))
+
+
+def print_live(figures):
+    print("\nLive (a file played as a camera): shown/captured, dropped, latency median / p90 ms")
+    print(f"{'clip':<34} {'generator':<10} {'path':<11} {'shown':>11} {'share':>6} {'dropped':>7} {'latency':>13}")
+    for name, gens in figures.items():
+        for gen, paths in gens.items():
+            for path, f in paths.items():
+                print(f"{name:<34} {gen:<10} {path:<11} {f['shown']:>5}/{f['captured']:<5} {f['shown_share']:>6.3f} "
+                      f"{f['dropped']:>7} {f['latency_ms']:>6.0f}/{f['latency_p90_ms']:<6.0f}")
+            o, s = paths["overlapped"], paths["sequential"]
+            print(f"{'':<34} {gen:<10} {'ratio':<11} {ratio(o['shown_share'], s['shown_share']):>11} {'':>6} "
+                  f"{'':>7} {ratio(o['latency_p90_ms'], s['latency_p90_ms']):>13}")
+
+
+def machine():
+    """What the figures were measured on."""
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description="How fast the demo runs, offline and live, per stage; "
+                                                 "the overlapped path against the sequential one.")
+    parser.add_argument("--generators", default=",".join(GENERATORS), help="comma-separated generator names "
+                        f"(default: {','.join(GENERATORS)})")
+    parser.add_argument("--target", default=None, help="the target video (default: the demo's, taichi1.mp4)")
+    parser.add_argument("--live-generators", default=None, help="the generators of the live figures "
+                        "(default: --generators)")
+    parser.add_argument("--nearest-target", default=None,
+                        help="the video nearest neighbour searches (default: the target; a short one keeps --tiny short)")
+    parser.add_argument("--repeats", type=int, default=3, help="offline runs per path (the median is kept)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="how long each live clip plays")
+    parser.add_argument("--tiny", action="store_true", help=f"clips of {TINY_SECONDS} s, one repeat (CI)")
+    parser.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
+    parser.add_argument("--no-live", action="store_true", help="offline figures only")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    gens = [find(g).name for g in args.generators.split(",")]
+    target = {"nearest": args.nearest_target or args.target}
+    target.update({row.name: args.target for row in TABLE if row.name != "nearest"})
+    if args.json is not None:
+        check_output(args.json, (".json",), "figures")
+    if args.repeats < 1 or args.seconds <= 0:
+        raise DanceError("--repeats must be at least 1 and --seconds more than 0")
+    seconds, repeats = (TINY_SECONDS, 1) if args.tiny else (args.seconds, args.repeats)
+    folder = cache_dir() / "benchmark"
+    folder.mkdir(parents=True, exist_ok=True)
+    source = data_path(OFFLINE_SOURCE)
+    if not source.exists():
+        raise DanceError(f"{source}: not found; set DANCE_DATA to the folder holding the videos")
+    offline_source = clip(source, None, None, seconds, folder) if args.tiny else source
+    figures = {"machine": machine(), "offline": offline(offline_source, gens, target, repeats)}
+    print_offline(figures["offline"])
+    if not args.no_live:
+        clips = {}
+        for video, size, fps in LIVE_CLIPS:
+            path = data_path(video)
+            if path.exists():
+                made = clip(path, size, fps, seconds, folder)
+                clips[made.stem] = made
+            else:
+                log.warning("%s not found: its live clips are left out", path)
+        live_gens = [find(g).name for g in args.live_generators.split(",")] if args.live_generators else gens
+        figures["live"] = live(clips, live_gens, target)
+        print_live(figures["live"])
+    print(f"\nmachine: {figures['machine']}")
+    if args.json is not None:
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(finite(figures), indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli_main(main)

@@ -1,0 +1,116 @@
+"""The demo's pipeline plumbing: the time each stage takes, and a stage run ahead on a thread.
+
+`StageClock` keeps, per named stage (read, detect, smooth, generate, compose, write/show), the
+seconds each frame spent in it, so the next bottleneck is visible (benchmark.py prints them).
+It costs two `perf_counter` calls a stage and frame, so the demo always keeps one.
+
+`prefetch` runs an iterator on a thread of its own, `depth` items ahead: while the demo
+generates frame n, the source reads and detects frame n+1 (two cores, two stages). Items come
+out in the order they went in; an error on the thread is raised where the item would have
+come; closing the consumer stops the thread. MediaPipe and PyTorch both leave Python's lock
+while they compute, so the two stages really run at once.
+"""
+import contextlib
+import queue
+import threading
+import time
+from collections import defaultdict
+
+import numpy as np
+
+MS = 1000.0
+_END = object()           # the thread's last word: the iterator ended
+STOP_POLL_S = 0.1         # how often a waiting producer looks whether the consumer has gone
+JOIN_TIMEOUT_S = 5.0      # closing waits this long for the thread (a live read returns within a frame)
+
+
+class StageClock:
+    """Seconds per frame in each named stage.
+
+        clock = StageClock()
+        with clock("detect"):
+            ske = detector.detect(frame)
+        for item in clock.timed(reader, "read"):   # each next() timed
+            ...
+        clock.summary()   # {"detect": {"median_ms": .., "p90_ms": .., "frames": ..}, ...}
+    """
+
+    def __init__(self):
+        self.seconds = defaultdict(list)
+
+    @contextlib.contextmanager
+    def __call__(self, stage):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage].append(time.perf_counter() - t0)
+
+    def timed(self, iterable, stage):
+        """`iterable`'s items, the time each took to come counted under `stage`."""
+        it = iter(iterable)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                item = next(it)
+            except StopIteration:
+                return
+            self.seconds[stage].append(time.perf_counter() - t0)
+            yield item
+
+    def summary(self):
+        """{stage: {"median_ms", "p90_ms", "frames"}} in the order the stages first ran."""
+        out = {}
+        for stage, seconds in list(self.seconds.items()):
+            ms = np.asarray(seconds) * MS
+            out[stage] = {"median_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)),
+                          "frames": len(ms)}
+        return out
+
+
+def prefetch(iterable, depth=1):
+    """Yield `iterable`'s items, produced on a thread of their own up to `depth` ahead.
+
+    The thread asks for the next item only when there is room for it (`depth` items not yet
+    taken): a live source is then asked for its newest frame when the demo has taken the last
+    one, not a frame ahead, so a picture is at most one frame's processing later than without
+    the thread, while the detection of one frame and the generation of the one before run at
+    once. The order is kept; an exception raised by the iterator is raised here, where its
+    item would have come; when this generator is closed (the consumer stopped early), the
+    thread stops before its next item and closes the iterator on its own thread."""
+    items, room, stop = queue.SimpleQueue(), threading.Semaphore(depth), threading.Event()
+
+    def run():
+        it = iter(iterable)
+        try:
+            while True:
+                while not room.acquire(timeout=STOP_POLL_S):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
+                    return
+                item = next(it, _END)
+                items.put((item, None))
+                if item is _END:
+                    return
+        except BaseException as e:  # handed to the consumer, raised there
+            items.put((_END, e))
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=run, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = items.get()
+            if item is _END:
+                if error is not None:
+                    raise error
+                return
+            room.release()
+            yield item
+    finally:
+        stop.set()
+        thread.join(JOIN_TIMEOUT_S)

@@ -1,0 +1,117 @@
+"""The demo's pipeline: the next frame read and detected on a thread while this one is
+generated (pipeline.prefetch), the same pictures as the sequential path, in order, at most one
+frame later; the stage clock; and the benchmark, run tiny (figures printed, no speed asserted)."""
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, write_clip
+from DanceDemo import DanceDemo
+from evaluate import Slowed
+from pipeline import StageClock, prefetch
+
+SLOW_S = 0.1   # the slowed generator's pause a frame: 2.5 frame periods of a 25 fps clip
+
+
+def test_prefetch_keeps_the_order_and_asks_for_the_next_item_only_when_there_is_room():
+    asked, taken = [], []
+
+    def numbers():
+        for k in range(20):
+            asked.append(k)
+            yield k
+
+    for k in prefetch(numbers()):
+        time.sleep(0.005)
+        assert len(asked) - len(taken) <= 2   # the one being handed over, and one made ahead
+        taken.append(k)
+    assert taken == list(range(20))
+
+
+def test_prefetch_raises_the_producers_error_and_stops_its_thread_when_closed():
+    def broken():
+        yield 1
+        raise ValueError("the source broke")
+
+    items = prefetch(broken())
+    assert next(items) == 1
+    with pytest.raises(ValueError, match="the source broke"):
+        next(items)
+    closed = threading.Event()
+
+    def endless():
+        try:
+            while True:
+                yield 0
+        finally:
+            closed.set()           # closed on the producer's thread, when the consumer stops
+
+    items = prefetch(endless())
+    next(items)
+    items.close()
+    assert closed.wait(5) and not any(t.name == "prefetch" for t in threading.enumerate())
+
+
+def test_the_stage_clock_times_each_stage_and_each_item():
+    clock = StageClock()
+    for _ in clock.timed(iter([1, 2, 3]), "read"):
+        with clock("work"):
+            time.sleep(0.01)
+    summary = clock.summary()
+    assert list(summary) == ["read", "work"] and summary["work"]["frames"] == 3
+    assert summary["work"]["median_ms"] >= 9 and summary["read"]["median_ms"] < summary["work"]["median_ms"]
+
+
+def pictures(demo):
+    return [picture for picture, _ in demo.pictures()]
+
+
+def test_the_overlapped_path_makes_the_same_pictures_as_the_sequential_one(tmp_path, karate_frames):
+    short = write_clip(tmp_path / "short.mp4", karate_frames[:20])
+    overlapped = DanceDemo(short, "layered", overlap=True)
+    sequential = DanceDemo(short, "layered", overlap=False)
+    a, b = pictures(overlapped), pictures(sequential)
+    assert len(a) == len(b) == 20 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert {"read", "detect", "wait", "generate", "compose"} <= set(overlapped.clock.summary())
+
+
+def live_run(clip, overlap):
+    demo = DanceDemo(clip, "vanilla_nn_ske", live=True, overlap=overlap, smooth="none")
+    demo.generator = Slowed(demo.generator, SLOW_S)
+    frames = []
+    for _, frame in demo.pictures():
+        frames.append((frame.captured, time.monotonic(), int(frame.caption.split()[-1])))
+    generate = demo.clock.summary()["generate"]["median_ms"] / 1000
+    return frames, generate
+
+
+def test_live_the_overlapped_path_keeps_the_order_and_is_at_most_one_frame_later(clip):
+    """With a generator slower than the camera, frames are dropped, never reordered, and a
+    picture is at most one generation later than the sequential path makes it."""
+    overlapped, generate = live_run(clip, overlap=True)
+    sequential, _ = live_run(clip, overlap=False)
+    for frames in (overlapped, sequential):
+        seqs = [seq for _, _, seq in frames]
+        assert seqs == sorted(set(seqs)) and len(seqs) < 60    # in order, never twice; some dropped
+    latency = {name: np.median([shown - captured for captured, shown, _ in frames])
+               for name, frames in (("overlapped", overlapped), ("sequential", sequential))}
+    assert latency["overlapped"] <= latency["sequential"] + generate + 0.05, (latency, generate)
+
+
+def test_the_benchmark_runs_tiny_and_writes_its_figures(tmp_path):
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmark.py"), "--tiny", "--generators", "layered",
+                           "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    assert set(figures["offline"]) == {"layered"}
+    assert all(set(gens) == {"layered"} for gens in figures["live"].values())
+    for paths in figures["offline"].values():
+        assert set(paths) == {"overlapped", "sequential"} and paths["overlapped"]["frames"] > 0
+        assert "generate" in paths["overlapped"]["stages_ms"]
+    assert len(figures["live"]) == 3 and "Stages, ms per frame" in done.stdout and "ratio" in done.stdout
