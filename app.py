@@ -45,6 +45,11 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 TRAIN_EPOCHS = 8           # the README's "make your own target" command: python GenLayered.py me.mp4 --epochs 8
 EVAL_FRAMES = 200          # the page's evaluation scores this many test frames by default (0: all; minutes vs hours)
 POLL_SECONDS = 2.0         # how often the page reads the jobs back from disk
+GRADIO_CACHE = (600, 3600)  # every 10 minutes, Gradio's copies older than an hour go (live pictures: ~7 MB a minute)
+# Lists whose choices change while the page is open (uploads, trained targets, jobs): Gradio would
+# refuse a value it did not list at start-up, or one an event just replaced, with a traceback; every
+# name is checked by our own code (web_inputs.video_path, web_lists.target_path), in one line.
+LISTED = {"allow_custom_value": True}
 DATA_SOURCE, UPLOAD_SOURCE, LIVE_SOURCE = "a video of the data folder", "an uploaded or recorded video", \
     "the webcam, live"
 SHIPPED_GRIDS = tuple((PROJECT_DIR / "images" / f"evaluation_grid{part}.png", caption) for part, caption in
@@ -122,15 +127,17 @@ def drive_tab():
                                 label="source (the motion)")
                 names = sorted(videos())
                 data_video = gr.Dropdown(names, value="karate1.mp4" if "karate1.mp4" in names else None,
-                                         label="video of the data folder", elem_id="data-video")
+                                         label="video (the data folder's, then your uploads)", elem_id="data-video",
+                                         **LISTED)
                 recorded = gr.Video(sources=["upload", "webcam"], label="upload a video, or record one",
                                     visible=False, include_audio=True, elem_id="recorded")
                 webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy", visible=False,
-                                  label="webcam: press Record to stream, Stop to end", elem_id="webcam")
+                                  label="webcam: Record streams, Stop ends (one stream at a time: another tab's "
+                                        "waits for it)", elem_id="webcam")
                 gen = gr.Dropdown(generator_choices(), value=DEFAULT, label="generator", info=describe(DEFAULT),
                                   elem_id="generator")
                 target = gr.Dropdown(targets(DEFAULT), value=targets(DEFAULT)[0] if targets(DEFAULT) else None,
-                                     label="target (the person)", elem_id="target")
+                                     label="target (the person)", elem_id="target", **LISTED)
                 with gr.Row():
                     smooth = gr.Dropdown(list(SMOOTHERS), value=DEFAULT_SMOOTHER, label="smoothing")
                     normalise = gr.Radio(list(NORMALISE_CHOICES), value="auto", label="normalisation")
@@ -186,8 +193,10 @@ def trainer_command(name, gen, epochs, replace, resume=False):
     video, row = video_path(name), find(gen)
     if not row.learned:
         raise DanceError(f"{row.name} is not trained: it searches the target's video (pick it in the drive tab)")
+    if not epochs or int(epochs) < 1:
+        raise DanceError(f"epochs {epochs}: train for at least 1 epoch")
     options = [x for k, v in row.config.items() for x in (f"--{k}", str(v))]
-    return video, row, [sys.executable, f"{row.cls.__module__}.py", str(video), "--epochs", str(int(epochs or 0)),
+    return video, row, [sys.executable, f"{row.cls.__module__}.py", str(video), "--epochs", str(int(epochs)),
                         *options, *(["--replace"] if replace else []), *(["--resume"] if resume else [])]
 
 
@@ -234,9 +243,12 @@ def resume_job(job_id):
         return gr.update(), f"error: {e}"
     if job["kind"] != "train" or job["state"] not in ("stopped", "failed"):
         return gr.update(), f"job {job_id} is {job['state']}: only a stopped training can be resumed"
+    later = [j["id"] for j in web_jobs.all_jobs() if j.get("resumes") == job_id]
+    if later:  # resumed once already: a second resume would train its finished model again
+        return gr.update(), f"job {job_id} was resumed already, as job {later[0]}: resume that one if it stopped"
     command = job["command"] + ([] if "--resume" in job["command"] else ["--resume"])
     new = web_jobs.submit("train", command, job["title"].replace("train ", "resume ", 1),
-                          target=job.get("target"), model=job.get("model"))
+                          target=job.get("target"), model=job.get("model"), resumes=job_id)
     return gr.update(choices=job_choices(), value=new), f"job {new} queued (resumes job {job_id})"
 
 
@@ -254,9 +266,11 @@ def train_tab():
     with gr.Tab("Make your own target", id="train") as tab:
         with gr.Row():
             with gr.Column():
-                upload = gr.File(label=f"upload a video of one person (at most {MAX_UPLOAD_BYTES // 2**20} MB)",
-                                 file_types=list(VIDEO_SUFFIXES), elem_id="train-upload")
-                name = gr.Dropdown(sorted(videos()), value=None, label="target video", elem_id="train-video")
+                # Any file is taken and checked by store_upload, so a wrong one gets its one-line reason
+                # (Gradio's own file_types check shows a bare "Error").
+                upload = gr.File(label=f"upload a video of one person (at most {MAX_UPLOAD_BYTES // 2**20} MB; "
+                                       f"{' '.join(VIDEO_SUFFIXES)})", elem_id="train-upload")
+                name = gr.Dropdown(sorted(videos()), value=None, label="target video", elem_id="train-video", **LISTED)
                 split = gr.Markdown()
                 train_sheet = gr.Image(label="training frames, with their skeletons", interactive=False)
                 held_sheet = gr.Image(label="held-out frames (never trained on)", interactive=False)
@@ -269,7 +283,7 @@ def train_tab():
                 start = gr.Button("Start training", variant="primary", elem_id="start-training")
                 status = gr.Textbox(label="status", interactive=False, elem_id="train-status")
                 job = gr.Dropdown(job_choices(), value=(job_choices() or [(None, None)])[0][1], label="jobs",
-                                  elem_id="jobs")
+                                  elem_id="jobs", **LISTED)
                 with gr.Row():
                     stop, resume = gr.Button("Stop"), gr.Button("Resume")
                 view = gr.Markdown()
@@ -319,7 +333,8 @@ def refresh_evaluate(target):
 def evaluate_tab(page):
     with gr.Tab("See how good it is", id="evaluate") as tab:
         names = evaluation_targets()
-        target = gr.Dropdown(names, value=names[0] if names else None, label="target", elem_id="eval-target")
+        target = gr.Dropdown(names, value=names[0] if names else None, label="target", elem_id="eval-target",
+                             **LISTED)
         with gr.Row():
             frames = gr.Number(EVAL_FRAMES, precision=0, minimum=0, label="test frames to score (0: all)")
             hard = gr.Checkbox(False, label="also the harder clips (turned, mirrored, smaller: slow)")
@@ -337,7 +352,7 @@ def evaluate_tab(page):
 
 def build():
     """The page: three tabs."""
-    with gr.Blocks(title="Dance transfer", analytics_enabled=False) as page:
+    with gr.Blocks(title="Dance transfer", analytics_enabled=False, delete_cache=GRADIO_CACHE) as page:
         gr.Markdown("# Dance transfer\nA person's motion onto a target person (Everybody Dance Now, MediaPipe "
                     "Pose). Everything runs on this machine.")
         with gr.Tabs():

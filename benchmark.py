@@ -163,7 +163,7 @@ def main():
     parser.add_argument("--live-generators", default=None, help="the generators of the live figures "
                         "(default: --generators)")
     parser.add_argument("--nearest-target", default=None,
-                        help="the video nearest neighbour searches (default: the target; a short one keeps --tiny short)")
+                        help="the video nearest neighbour searches (default: the target; a short one is quicker)")
     parser.add_argument("--repeats", type=int, default=3, help="offline runs per path (the median is kept)")
     parser.add_argument("--seconds", type=float, default=15.0, help="how long each live clip plays")
     parser.add_argument("--tiny", action="store_true", help=f"clips of {TINY_SECONDS} s, one repeat (CI)")

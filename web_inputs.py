@@ -20,6 +20,7 @@ from pathlib import Path
 from caches import file_digest
 from files import atomic_path, check_file
 from project import PROJECT_DIR, DanceError, data_dir
+from pose_detector import check_frame_size
 from VideoReader import VideoReader
 
 MAX_UPLOAD_BYTES = 500 * 1024 * 1024  # a few minutes of phone video; more would take hours to extract and train
@@ -96,13 +97,14 @@ def check_upload(path, original_name=None):
     suffix = Path(str(shown)).suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         raise DanceError(f"{shown}: not a video file name; upload one ending in {', '.join(VIDEO_SUFFIXES)}")
-    check_file(path)
-    size = Path(path).stat().st_size
-    if size > MAX_UPLOAD_BYTES:
-        raise DanceError(f"{shown}: {size / 2**20:.0f} MB is more than the page accepts "
-                         f"({MAX_UPLOAD_BYTES // 2**20} MB); cut the video shorter")
-    try:
-        VideoReader(path).release()  # decodes its first frame, or says in one line why not
+    try:  # the messages name the file as it was sent, not Gradio's copy of it
+        check_file(path)
+        size = Path(path).stat().st_size
+        if size > MAX_UPLOAD_BYTES:
+            raise DanceError(f"{shown}: {size / 2**20:.0f} MB is more than the page accepts "
+                             f"({MAX_UPLOAD_BYTES // 2**20} MB); cut the video shorter")
+        with VideoReader(path) as video:  # decodes its first frame, or says in one line why not
+            check_frame_size(video.size, shown)  # frames too small to find anyone in: never kept
     except DanceError as e:
         raise DanceError(str(e).replace(str(path), str(shown), 1)) from None
     return suffix
@@ -111,17 +113,21 @@ def check_upload(path, original_name=None):
 def store_upload(path, original_name=None):
     """Check an upload (`check_upload`) and keep it in the uploads folder: the path kept.
     The same content already kept (or in the data folder) is not copied again; another
-    video of the same name is kept beside it as name-2, name-3, ..."""
+    video of the same stem, whatever its ending, is kept beside it as name-2, name-3, ...
+    (a target is known by its stem: models/<stem>_<generator>.pth)."""
     suffix = check_upload(path, original_name)
     stem = plain_stem(original_name or Path(path).name)
     digest = file_digest(path)
-    listed = videos()
+    by_stem = {}
+    for folder in video_folders():
+        for there in _videos_in(folder):
+            by_stem.setdefault(there.stem, there)
     for n in range(1, 1000):
         name = f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}"
-        there = listed.get(name) or (uploads_dir() / name if (uploads_dir() / name).exists() else None)
+        there = by_stem.get(Path(name).stem)
         if there is None:
             break
-        if file_digest(there) == digest:
+        if there.suffix.lower() == suffix and file_digest(there) == digest:
             return there
     else:
         raise DanceError(f"{original_name}: too many uploads of this name; rename the file")

@@ -11,6 +11,7 @@ a thread of its own per tab (the page hands in how to make it: this module is be
 with its frame rate, latency and dropped frames marked on each picture. The latency shown is from the frame's arrival at the server to its picture being
 made; the browser's own capture and the network round trip add to it.
 """
+import logging
 import threading
 import time
 from typing import NamedTuple
@@ -27,39 +28,46 @@ STREAM_LIMIT_S = 600       # a stream ends after ten minutes (a forgotten tab wo
 IDLE_S = 3.0               # no frame for this long: the tab stopped streaming, the session ends
 STATUS_EVERY_S = 1.0       # the status line is rewritten at most this often
 
+log = logging.getLogger("dance")
+
 
 class WebcamSession:
     """One tab's live session: the demo over pushed frames, on a thread of its own.
 
     `push(rgb)` hands in a webcam frame (H, W, 3) uint8 RGB, as Gradio gives it, and returns
     the newest side-by-side picture (RGB) made since the last call, or None (frames keep the
-    first one's size: a new size starts a new session, `stream_step`). `settings` are
-    (generator name, target path, smoother, normalisation): a change of them starts a new session."""
+    first one's size: a new size starts a new session, `stream_step`). `make_demo(source,
+    settings)` makes the demo (a DanceDemo) over the live source, on the session's thread;
+    `settings` (the page's: generator, target path, smoother, normalisation) compare equal
+    while the same session goes on. A demo that fails leaves its one-line message in `error`."""
 
     def __init__(self, settings, first_rgb, make_demo, fps=1 / STREAM_EVERY_S):
         self.settings = settings
         self.capture = PushedCapture(np.ascontiguousarray(first_rgb[..., ::-1]), fps, idle_s=IDLE_S)
-        try:
-            self.demo = make_demo(LiveSource(None, PANEL, capture=self.capture), settings)
-        except DanceError:
-            self.capture.close()
-            raise
-        self._newest, self._sent, self.error = None, None, None
+        self.demo, self._newest, self._sent, self.error = None, None, None, None
         self.shown, self.first_shown = 0, None   # the first picture comes once the model has loaded
-        self._thread = threading.Thread(target=self._run, name="webcam demo", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(make_demo,), name="webcam demo", daemon=True)
         self._thread.start()
 
-    def _run(self):
-        pictures = self.demo.pictures()
+    def _run(self, make_demo):
+        """Make the demo (its model loads here, never on the page's thread) and run it."""
         try:
-            for picture, _ in pictures:
-                self._newest = picture
-                self.shown += 1
-                self.first_shown = self.first_shown or time.monotonic()
+            self.demo = make_demo(LiveSource(None, PANEL, capture=self.capture), self.settings)
+            pictures = self.demo.pictures()
+            try:
+                for picture, _ in pictures:
+                    self._newest = picture
+                    self.shown += 1
+                    self.first_shown = self.first_shown or time.monotonic()
+            finally:
+                pictures.close()
         except DanceError as e:
             self.error = str(e)
+        except Exception as e:  # a bug, not bad input: said in one line on the page, logged whole
+            log.exception("the webcam's demo failed")
+            self.error = f"the live demo failed ({type(e).__name__}: {e}); the server's log has the details"
         finally:
-            pictures.close()
+            self.capture.close()
 
     @property
     def running(self):
@@ -77,14 +85,15 @@ class WebcamSession:
     def summary(self):
         """What the session did so far: frames received, pictures made, dropped, latency (ms), and
         the seconds since the first picture (the rate is counted from there, not from the load)."""
-        source = self.demo.source
         since = time.monotonic() - (self.first_shown or time.monotonic())
+        latency = self.demo.source.meter.summary() if self.demo else {"latency_ms": None, "latency_p90_ms": None}
         return {"received": self.capture.captured, "shown": self.shown, "dropped": self.capture.dropped,
-                "seconds": since, **source.meter.summary()}
+                "seconds": since, **latency}
 
     def close(self):
+        """End the session; its thread ends by itself once its current frame is done (not waited
+        for: the page's thread never waits on the generator)."""
         self.capture.close()
-        self._thread.join(IDLE_S)
 
 
 def describe(summary):

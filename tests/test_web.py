@@ -58,6 +58,12 @@ def test_an_upload_is_checked_then_kept_once_under_a_plain_name(web, clip, tmp_p
     assert web_inputs.store_upload(clip, "my clip (1).MP4") == kept   # the same content: kept once
     other = write_clip(tmp_path / "other.mp4", [clip_frame(clip)] * 5)
     assert web_inputs.store_upload(other, "my clip (1).mp4").name == "my_clip_1-2.mp4"  # another video
+    assert web_inputs.store_upload(other, "my_clip_1.mov").name == "my_clip_1-3.mov"    # a stem is a target's name
+    empty, tiny = tmp_path / "gradio-copy-1.mp4", write_clip(tmp_path / "gradio-copy-2.mp4", [clip_frame(clip)[:32, :32]] * 3)
+    empty.write_bytes(b"")
+    for path, sent, said in ((empty, "empty.mp4", "empty"), (tiny, "tiny.mp4", "too small to find a person")):
+        with pytest.raises(DanceError, match=f"^{sent}: .*{said}"):         # named as sent, never kept
+            web_inputs.store_upload(path, sent)
     monkeypatch.setattr(web_inputs, "MAX_UPLOAD_BYTES", 1000)
     with pytest.raises(DanceError, match="more than the page accepts"):
         web_inputs.store_upload(clip, "big.mp4")
@@ -185,11 +191,16 @@ def test_a_stream_runs_one_session_and_a_new_one_when_its_settings_change():
     assert taken[-1] == 39 and taken == sorted(taken)
     assert session.capture.dropped > 0 and len(taken) + session.capture.dropped == 40  # ...the rest dropped
     _, new, _, _ = web_live.stream_step(frame, session, other, 0.0, FakeDemo)
-    assert new is not session and not session.running and new.settings == other
-    _, refused, status, _ = web_live.stream_step(frame, new, ("broken",), 0.0, FakeDemo)
-    assert status == "error: broken: no such generator" and not new.running
-    assert web_live.stream_step(frame, refused, ("broken",), 0.0, FakeDemo)[1] is refused  # not retried each frame
-    again = web_live.stream_step(frame, refused, good, 0.0, FakeDemo)[1]
+    assert new is not session and new.settings == other
+    session._thread.join(5)
+    assert not session.running                                             # the old session ended
+    broken, deadline, status = new, time.monotonic() + 10, None
+    while not (status or "").startswith("error") and time.monotonic() < deadline:  # the demo fails on its thread
+        _, broken, status, _ = web_live.stream_step(frame, broken, ("broken",), 0.0, FakeDemo)
+        time.sleep(0.01)
+    assert status == "error: broken: no such generator" and isinstance(broken, web_live.Refused)
+    assert web_live.stream_step(frame, broken, ("broken",), 0.0, FakeDemo)[1] is broken  # not retried each frame
+    again = web_live.stream_step(frame, broken, good, 0.0, FakeDemo)[1]
     assert again.running
     again.close()
 
