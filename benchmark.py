@@ -4,10 +4,11 @@
     python benchmark.py --tiny              # a few frames of each (what CI runs: figures, no speed asserted)
     python benchmark.py --generators layered --json output/benchmark.json
 
-Every figure is measured twice in the same run, on the path the demo takes now (the stages
-overlapped: the next frame read and detected on a thread while this one is generated,
-pipeline.prefetch) and on the sequential path it took before, and printed as a ratio of the
-two, since timings on a shared machine vary from run to run more than between the two paths.
+Every figure is measured on the path the demo takes now (the stages overlapped: the next frame
+read and detected on a thread while this one is generated, pipeline.prefetch) and on the path it
+took before (one stage after the other), in the same run, and printed as a ratio of the two,
+since timings on a shared machine vary from run to run more than between the two paths
+(--levers: with the networks run by ONNX Runtime too, runtime.py).
 
 - Offline: `DanceDemo(karate1.mp4).draw(output=...)`, after one warm-up run, the two paths
   taking turns to go first: wall seconds (median of --repeats, model loading included) and
@@ -46,7 +47,11 @@ LIVE_CLIPS = (("karate1.mp4", None, None), ("taichi2.mp4", (1280, 720), 30), ("t
 HD_START_S = 10            # the HD clips start here in taichi2.mp4 (past its title)
 GENERATORS = ("nearest", "pix2pix", "layered")
 TINY_SECONDS = 0.5         # --tiny: clips this long, one repeat
-PATHS = {"overlapped": True, "sequential": False}   # the demo's path now, and before
+# The demo's path now (stages overlapped) and before (one stage after the other); --levers adds
+# ONNX Runtime for the networks (runtime.py), which did not pay here (docs/speed.md).
+PATHS = {"now": {"overlap": True, "runtime": "torch"}, "before": {"overlap": False, "runtime": "torch"}}
+LEVERS = {"now + onnxruntime": {"overlap": True, "runtime": "onnxruntime"},
+          "onnxruntime only": {"overlap": False, "runtime": "onnxruntime"}}
 STAGES = ("read", "detect", "wait", "crop", "generate", "compose", "write")
 
 log = logging.getLogger("dance")
@@ -70,27 +75,27 @@ def clip(video, size, fps, seconds, folder):
     return out
 
 
-def run_demo(source, gen, target, overlap, live):
+def run_demo(source, gen, target, path, live):
     """One demo run into a temporary file: its summary and its wall seconds. `target`: the
     target video, or {generator name: target video} (None: the demo's default)."""
     if isinstance(target, dict):
         target = target.get(gen)
     with tempfile.TemporaryDirectory() as tmp:
-        demo = DanceDemo(source, gen, target=target, live=live, overlap=overlap)
+        demo = DanceDemo(source, gen, target=target, live=live, **path)
         t0 = time.perf_counter()
         stats = demo.draw(output=Path(tmp) / "bench.mp4")
         return stats, time.perf_counter() - t0
 
 
-def offline(source, gens, target, repeats):
+def offline(source, gens, target, repeats, paths):
     """{gen: {path: {"seconds", "fps", "stages_ms"}}}: the demo on a video, each path `repeats` times."""
     out = {}
     for gen in gens:
-        run_demo(source, gen, target, True, live=False)   # warm-up: model read, caches filled, not counted
-        runs = {path: [] for path in PATHS}
-        for k in range(repeats):                          # the paths take turns going first
-            for path in (list(PATHS) if k % 2 == 0 else list(PATHS)[::-1]):
-                runs[path].append(run_demo(source, gen, target, PATHS[path], live=False))
+        run_demo(source, gen, target, paths["now"], live=False)   # warm-up: model read, caches filled
+        runs = {path: [] for path in paths}
+        for k in range(repeats):                                   # the paths take turns going first
+            for path in (list(paths) if k % 2 == 0 else list(paths)[::-1]):
+                runs[path].append(run_demo(source, gen, target, paths[path], live=False))
         out[gen] = {}
         for path, done in runs.items():
             seconds = statistics.median(s for _, s in done)
@@ -100,15 +105,15 @@ def offline(source, gens, target, repeats):
     return out
 
 
-def live(clips, gens, target):
+def live(clips, gens, target, paths):
     """{clip: {gen: {path: figures}}}: each clip played as a camera through the demo."""
     out = {}
     for name, source in clips.items():
         out[name] = {}
         for gen in gens:
             out[name][gen] = {}
-            for path, overlap in PATHS.items():
-                stats, _ = run_demo(source, gen, target, overlap, live=True)
+            for path, how in paths.items():
+                stats, _ = run_demo(source, gen, target, how, live=True)
                 out[name][gen][path] = {
                     "captured": stats["captured"], "shown": stats["frames"], "dropped": stats["dropped"],
                     "shown_share": stats["frames"] / max(stats["captured"], 1), "latency_ms": stats["latency_ms"],
@@ -121,31 +126,33 @@ def ratio(new, old):
 
 
 def print_offline(figures):
-    print("\nOffline: wall seconds and frames per second (overlapped / sequential)")
-    print(f"{'generator':<10} {'overlapped':>10} {'sequential':>10} {'ratio':>7} {'fps':>6}")
+    print("\nOffline: wall seconds (model loading included), frames per second; ratio: time now / before")
+    print(f"{'generator':<10} {'path':<17} {'seconds':>8} {'fps':>6} {'ratio':>7}")
     for gen, paths in figures.items():
-        o, s = paths["overlapped"], paths["sequential"]
-        print(f"{gen:<10} {o['seconds']:>9.2f}s {s['seconds']:>9.2f}s {ratio(o['seconds'], s['seconds']):>7} "
-              f"{o['fps']:>6.1f}")
-    print("\nStages, ms per frame, median / p90 (overlapped path; read and detect run on their own thread)")
-    print(f"{'generator':<10} " + " ".join(f"{stage:>13}" for stage in STAGES))
+        for path, f in paths.items():
+            print(f"{gen:<10} {path:<17} {f['seconds']:>8.2f} {f['fps']:>6.1f} "
+                  f"{ratio(f['seconds'], paths['before']['seconds']):>7}")
+    print("\nStages, ms per frame, median / p90 (read and detect: on their own thread when overlapped)")
+    print(f"{'generator':<10} {'path':<17} " + " ".join(f"{stage:>13}" for stage in STAGES))
     for gen, paths in figures.items():
-        stages = paths["overlapped"]["stages_ms"]
-        print(f"{gen:<10} " + " ".join(f"{stages[k]['median_ms']:>6.1f}/{stages[k]['p90_ms']:<6.1f}"
-                                       if k in stages else f"{'-':>13}" for k in STAGES))
+        for path, f in paths.items():
+            stages = f["stages_ms"]
+            print(f"{gen:<10} {path:<17} " + " ".join(f"{stages[k]['median_ms']:>6.1f}/{stages[k]['p90_ms']:<6.1f}"
+                                                     if k in stages else f"{'-':>13}" for k in STAGES))
 
 
 def print_live(figures):
     print("\nLive (a file played as a camera): shown/captured, dropped, latency median / p90 ms")
-    print(f"{'clip':<34} {'generator':<10} {'path':<11} {'shown':>11} {'share':>6} {'dropped':>7} {'latency':>13}")
+    print(f"{'clip':<30} {'generator':<10} {'path':<17} {'shown':>11} {'share':>6} {'dropped':>7} {'latency':>13} "
+          f"{'share, p90 vs before':>21}")
     for name, gens in figures.items():
         for gen, paths in gens.items():
+            before = paths["before"]
             for path, f in paths.items():
-                print(f"{name:<34} {gen:<10} {path:<11} {f['shown']:>5}/{f['captured']:<5} {f['shown_share']:>6.3f} "
-                      f"{f['dropped']:>7} {f['latency_ms']:>6.0f}/{f['latency_p90_ms']:<6.0f}")
-            o, s = paths["overlapped"], paths["sequential"]
-            print(f"{'':<34} {gen:<10} {'ratio':<11} {ratio(o['shown_share'], s['shown_share']):>11} {'':>6} "
-                  f"{'':>7} {ratio(o['latency_p90_ms'], s['latency_p90_ms']):>13}")
+                print(f"{name:<30} {gen:<10} {path:<17} {f['shown']:>5}/{f['captured']:<5} {f['shown_share']:>6.3f} "
+                      f"{f['dropped']:>7} {f['latency_ms']:>6.0f}/{f['latency_p90_ms']:<6.0f} "
+                      f"{ratio(f['shown_share'], before['shown_share']):>10} "
+                      f"{ratio(f['latency_p90_ms'], before['latency_p90_ms']):>10}")
 
 
 def machine():
@@ -156,7 +163,7 @@ def machine():
 
 def main():
     parser = argparse.ArgumentParser(description="How fast the demo runs, offline and live, per stage; "
-                                                 "the overlapped path against the sequential one.")
+                                                 "the demo's path now against the one before.")
     parser.add_argument("--generators", default=",".join(GENERATORS), help="comma-separated generator names "
                         f"(default: {','.join(GENERATORS)})")
     parser.add_argument("--target", default=None, help="the target video (default: the demo's, taichi1.mp4)")
@@ -169,6 +176,7 @@ def main():
     parser.add_argument("--tiny", action="store_true", help=f"clips of {TINY_SECONDS} s, one repeat (CI)")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     parser.add_argument("--no-live", action="store_true", help="offline figures only")
+    parser.add_argument("--levers", action="store_true", help="also with ONNX Runtime running the networks")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     gens = [find(g).name for g in args.generators.split(",")]
@@ -179,13 +187,14 @@ def main():
     if args.repeats < 1 or args.seconds <= 0:
         raise DanceError("--repeats must be at least 1 and --seconds more than 0")
     seconds, repeats = (TINY_SECONDS, 1) if args.tiny else (args.seconds, args.repeats)
+    paths = {**PATHS, **(LEVERS if args.levers else {})}
     folder = cache_dir() / "benchmark"
     folder.mkdir(parents=True, exist_ok=True)
     source = data_path(OFFLINE_SOURCE)
     if not source.exists():
         raise DanceError(f"{source}: not found; set DANCE_DATA to the folder holding the videos")
     offline_source = clip(source, None, None, seconds, folder) if args.tiny else source
-    figures = {"machine": machine(), "offline": offline(offline_source, gens, target, repeats)}
+    figures = {"machine": machine(), "offline": offline(offline_source, gens, target, repeats, paths)}
     print_offline(figures["offline"])
     if not args.no_live:
         clips = {}
@@ -197,7 +206,7 @@ def main():
             else:
                 log.warning("%s not found: its live clips are left out", path)
         live_gens = [find(g).name for g in args.live_generators.split(",")] if args.live_generators else gens
-        figures["live"] = live(clips, live_gens, target)
+        figures["live"] = live(clips, live_gens, target, paths)
         print_live(figures["live"])
     print(f"\nmachine: {figures['machine']}")
     if args.json is not None:

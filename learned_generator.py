@@ -8,6 +8,7 @@ from generator_base import Generator, finite_number
 from nets import images_to_tensor, pick_device, tensor_to_images
 from poses import STICK_FIGURES
 from provenance import MAX_FRAMES, check_record, check_renderer, split_config, whole
+from runtime import runtime_net
 from Skeleton import reduced_vectors
 from training import fit
 from training_settings import (EPOCHS, NO_PROGRESS, TRAIN_EVERY, TRAINING_DEFAULTS, TRAINING_RANGES, TrainingSettings,
@@ -47,6 +48,7 @@ class LearnedGenerator(Generator):
     resumable = ("optG",)
     trained = ("netG",)
     render_poses = STICK_FIGURES
+    runtime = "torch"            # what runs the network at inference (runtime.py; see use_runtime)
 
     def __init_subclass__(cls, **kwargs):
         """A subclass's defaults and ranges: its settings dataclass's."""
@@ -92,10 +94,22 @@ class LearnedGenerator(Generator):
         return unwrap(self.netG)
 
     # -- inference --
+    def use_runtime(self, runtime):
+        """Run the network at inference with `runtime`: "torch" (the reference, the default) or
+        "onnxruntime" (runtime.py: within a grey level of it; measured, not faster in the demo)."""
+        self.runtime, self._runner = runtime, None
+
+    def _inference_runner(self):
+        net = self.inference_net.eval()
+        runner, made_for = getattr(self, "_runner", None), getattr(self, "_runner_net", None)
+        if runner is None or made_for is not net:
+            self._runner, self._runner_net = runtime_net(net, self.runtime, self.device), net
+        return self._runner
+
     @torch.no_grad()
     def make_images(self, landmarks):
         """(N, 33, 4) landmarks in crop coordinates -> (N, S, S, 3) BGR uint8 images."""
-        net = self.inference_net.eval()
+        net = self._inference_runner()
         batch = {"skeleton": torch.from_numpy(landmarks)}
         if "vector" in self.net_inputs:
             batch["vector"] = torch.from_numpy(reduced_vectors(landmarks)).to(self.device)
