@@ -88,7 +88,7 @@ class DanceDemo:
     """
 
     def __init__(self, source, gen_type=DEFAULT, target=None, model=None, every=1, panel=PANEL,
-                 smooth=None, normalise="auto", live=False, overlap=True, runtime="torch"):
+                 smooth=None, normalise="auto", live=False, overlap=True, runtime="onnxruntime"):
         self.row = find(gen_type)
         if every < 1:
             raise DanceError(f"--every must be at least 1 (got {every})")
@@ -107,7 +107,9 @@ class DanceDemo:
         # The target's person: a learned generator's model is models/<target>_<name>.pth
         self.generator = make_generator(self.row, data_path(target or DEFAULT_TARGET), model)
         self.target_name = self.generator.target_name
-        if hasattr(self.generator, "use_runtime"):  # runtime="onnxruntime": ONNX Runtime runs its network
+        # ONNX Runtime runs a learned generator's network (runtime.py: 2x PyTorch's speed on a CPU,
+        # pictures within a grey level); runtime="torch" runs PyTorch, the reference.
+        if hasattr(self.generator, "use_runtime"):
             self.generator.use_runtime(runtime)
         # The source is cropped as the generator's training crops were (the model records how).
         self.crop_margin = self.generator.record["crop_margin"]

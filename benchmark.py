@@ -5,10 +5,10 @@
     python benchmark.py --generators layered --json output/benchmark.json
 
 Every figure is measured on the path the demo takes now (the stages overlapped: the next frame
-read and detected on a thread while this one is generated, pipeline.prefetch) and on the path it
-took before (one stage after the other), in the same run, and printed as a ratio of the two,
-since timings on a shared machine vary from run to run more than between the two paths
-(--levers: with the networks run by ONNX Runtime too, runtime.py).
+read and detected on a thread while this one is generated, pipeline.prefetch; the network run by
+ONNX Runtime, runtime.py) and on the path it took before (one stage after the other, PyTorch), in
+the same run, and printed as a ratio of the two, since timings on a shared machine vary from run
+to run more than between the two paths (--levers: each of the two levers alone too).
 
 - Offline: `DanceDemo(karate1.mp4).draw(output=...)`, after one warm-up run, the two paths
   taking turns to go first: wall seconds (median of --repeats, model loading included) and
@@ -47,10 +47,10 @@ LIVE_CLIPS = (("karate1.mp4", None, None), ("taichi2.mp4", (1280, 720), 30), ("t
 HD_START_S = 10            # the HD clips start here in taichi2.mp4 (past its title)
 GENERATORS = ("nearest", "pix2pix", "layered")
 TINY_SECONDS = 0.5         # --tiny: clips this long, one repeat
-# The demo's path now (stages overlapped) and before (one stage after the other); --levers adds
-# ONNX Runtime for the networks (runtime.py), which did not pay here (docs/speed.md).
-PATHS = {"now": {"overlap": True, "runtime": "torch"}, "before": {"overlap": False, "runtime": "torch"}}
-LEVERS = {"now + onnxruntime": {"overlap": True, "runtime": "onnxruntime"},
+# The demo's path now (stages overlapped, the network run by ONNX Runtime) and before issue 23
+# (one stage after the other, PyTorch); --levers adds each lever alone (docs/speed.md).
+PATHS = {"now": {"overlap": True, "runtime": "onnxruntime"}, "before": {"overlap": False, "runtime": "torch"}}
+LEVERS = {"now, PyTorch network": {"overlap": True, "runtime": "torch"},
           "onnxruntime only": {"overlap": False, "runtime": "onnxruntime"}}
 STAGES = ("read", "detect", "wait", "crop", "generate", "compose", "write")
 

@@ -65,30 +65,36 @@ WARP_CHUNK = 16                     # pose pairs warped at once (14 moved copies
 
 
 # ---- geometry (numpy) ------------------------------------------------------------------------
-def _mean_points(lm, ids):
-    """Mean of the finite landmarks `ids` of each pose: (N, 33, 4) -> (N, 2) grid coordinates
-    (NaN where none is known)."""
-    pts = 2.0 * lm[:, list(ids), :2].astype(np.float64) - 1.0
-    ok = np.isfinite(pts).all(axis=-1)
-    count = ok.sum(axis=1)
-    total = np.where(ok[..., None], pts, 0.0).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count[:, None] > 0, total / count[:, None], np.nan)
+def _mean_points(lm, *sets):
+    """Means of the finite landmarks of each id set, for each pose: (N, 33, 4) -> (N, len(sets), 2)
+    grid coordinates (NaN where none of a set is known); one set -> (N, 2)."""
+    members = np.zeros((len(sets), lm.shape[1]))
+    for k, ids in enumerate(sets):
+        members[k, list(ids)] = 1.0
+    pts = 2.0 * lm[..., :2].astype(np.float64) - 1.0
+    ok = np.isfinite(pts).all(axis=-1)                                             # (N, 33)
+    count = (ok @ members.T)[..., None]                                            # (N, K, 1)
+    total = np.einsum("kl,nlc->nkc", members, np.where(ok[..., None], pts, 0.0))
+    means = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return means[:, 0] if len(sets) == 1 else means
+
+
+# Every id set bone_ends averages, in one list (one matrix product for all of them).
+_START, _END = slice(0, len(PARTS)), slice(len(PARTS), 2 * len(PARTS))
+_BONE_SETS = [part.start for part in PARTS] + [part.end for part in PARTS] \
+    + [(part.extend or (0, 0))[i:i + 1] for part in PARTS for i in (0, 1)]
 
 
 def bone_ends(landmarks):
     """Each part's bone: (N, 33, 4) landmarks -> (N, P, 2, 2) ends in grid coordinates (NaN where unknown)."""
     lm = landmark_array(landmarks)
-    ends = np.empty((len(lm), len(PARTS), 2, 2))
-    for p, part in enumerate(PARTS):
-        ends[:, p, 0] = _mean_points(lm, part.start)
-        end = _mean_points(lm, part.end)
-        if part.extend:
-            a, b, f = part.extend
-            pa, pb = _mean_points(lm, (a,)), _mean_points(lm, (b,))
-            end = np.where(np.isfinite(end), end, pb + f * (pb - pa))
-        ends[:, p, 1] = end
-    return ends
+    means = _mean_points(lm, *_BONE_SETS)
+    start, end = means[:, _START], means[:, _END]
+    pa, pb = means[:, 2 * len(PARTS)::2], means[:, 2 * len(PARTS) + 1::2]            # the extend's landmarks a, b
+    f = np.array([part.extend[2] if part.extend else np.nan for part in PARTS])[None, :, None]
+    extended = np.isfinite(f) & ~np.isfinite(end)                                    # a hand along its forearm
+    end = np.where(extended, pb + np.nan_to_num(f) * (pb - pa), end)
+    return np.stack([start, end], axis=2)
 
 
 def torso_length(landmarks):
@@ -245,14 +251,6 @@ def _warp_parts(refs, asked, ref_landmarks):
     return lay_over(masks, moved, asked)
 
 
-def per_part(values, p):
-    """The diagonal of values computed for (pose i, reference of part q) pairs, (N * P, P, ...):
-    part p's own value for its own reference, (N, P, ...)."""
-    values = np.asarray(values)
-    n = len(values) // p
-    return values.reshape(n, p, p, *values.shape[2:])[:, np.arange(p), np.arange(p)]
-
-
 def capsule_masks(landmarks, size):
     """Every part's mask in the frame of its own pose, before any move: (N, 33, 4) landmarks ->
     (N, P, size, size) float32 in [0, 1]: the capsule around the part's bone (a disc for the
@@ -274,20 +272,31 @@ def capsule_masks(landmarks, size):
     return masks.clamp(0.0, 1.0) * torch.from_numpy((part_weights(lm) * valid).astype(np.float32))[..., None, None]
 
 
+def part_moves(asked, landmarks, rows):
+    """Each part q of asked pose i moved from reference rows[i, q]: asked (N, 33, 4), the
+    references' landmarks (M, 33, 4), rows (N, P) -> (the maps asked -> reference (N, P, 2, 3)
+    float32, how far each moved part counts (N, P) float32: 0 where its map is undefined, less
+    where it is stretched). Each distinct (pose, reference) pair is solved once."""
+    n, p = rows.shape
+    pairs, inverse = np.unique(np.stack([np.repeat(np.arange(n), p), rows.ravel()], axis=1), axis=0,
+                               return_inverse=True)
+    theta, valid, _, _, trust = part_transforms(landmark_array(asked)[pairs[:, 0]], landmark_array(landmarks)[pairs[:, 1]])
+    pick = (inverse.reshape(n, p), np.arange(p))
+    return theta[pick], (valid * trust)[pick].astype(np.float32)
+
+
 def move_parts(refs, masks, asked, ref_landmarks):
     """`warp_parts` for references whose part masks are already drawn (`capsule_masks`, times the
     person's outline): each part p of pose i cut from refs[i, p] (N, P, C, S, S) with its mask
     masks[i, p] (N, P, S, S), moved to asked[i] (N, 33, 4) from ref_landmarks[i, p] (N, P, 33, 4),
     and laid over the others. Returns (composite (N, C, S, S), coverage (N, 1, S, S))."""
     n, p, c, s = refs.shape[0], len(PARTS), refs.shape[2], refs.shape[-1]
-    pairs = part_transforms(np.repeat(landmark_array(asked), p, axis=0),
-                            np.asarray(ref_landmarks, np.float32).reshape(n * p, *np.shape(ref_landmarks)[2:]))
-    theta, valid, _, _, trust = (per_part(a, p) for a in pairs)
+    theta, weight = part_moves(asked, np.reshape(ref_landmarks, (n * p, -1, 4)), np.arange(n * p).reshape(n, p))
     to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(refs.device)  # noqa: E731
     grid = F.affine_grid(to(theta).view(n * p, 2, 3), (n * p, c + 1, s, s), align_corners=False)
     moved = F.grid_sample(torch.cat([refs, masks[:, :, None].to(refs.dtype)], dim=2).view(n * p, c + 1, s, s), grid,
                           mode="bilinear", padding_mode="zeros", align_corners=False).view(n, p, c + 1, s, s)
-    shown = moved[:, :, -1] * to((valid * trust).astype(np.float32))[..., None, None]
+    shown = moved[:, :, -1] * to(weight)[..., None, None]
     return lay_over(shown, moved[:, :, :-1].transpose(1, 2), asked)
 
 

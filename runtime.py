@@ -1,15 +1,13 @@
-"""A generator network run by ONNX Runtime instead of PyTorch: an option of the demo, measured.
+"""A generator network run by ONNX Runtime instead of PyTorch: the demo's default on a CPU.
 
-ONNX Runtime is made for inference: alone, on this project's 2-core CPU, it runs the layered
-generator's fusion U-Net in 26 ms where PyTorch takes 49 ms (the same input, median of 30),
-outputs within 5e-7 of PyTorch's. Inside the demo it did not pay: a layered frame's generation
-went from 61 to 73 ms with its threads spinning between runs (the default), and from 64 to 57
-ms with spinning off (as below), the part moves in PyTorch and detection sharing the two cores.
-So the demo runs PyTorch (`DanceDemo(runtime="torch")`, the default) and ONNX Runtime is there
-to measure (`benchmark.py --levers`, docs/speed.md). The network is exported once, in memory, at
-its first batch (TorchScript-based exporter, opset 17, the batch size free), from the batch's
-tensors; the session is fed the ones it reads. Without the onnxruntime package, or on a GPU,
-PyTorch runs.
+ONNX Runtime is made for inference (Conv and BatchNorm fused, its own convolution kernels): on
+this project's 2-core CPU it runs the layered generator's fusion U-Net in 15.6 ms on one thread
+where PyTorch takes 32 ms, outputs within 2e-6 of PyTorch's (measured: runs/ in docs/speed.md;
+pictures within one grey level on under 1e-4 of values: tests/test_pipeline.py). PyTorch stays
+the reference: `DanceDemo(runtime="torch")`, or DANCE_RUNTIME=torch, runs it; training and
+evaluate.py always do. The network is exported once, in memory, at its first batch
+(TorchScript-based exporter, opset 17, the batch size free), from the batch's tensors; the
+session is fed the ones it reads. Without the onnxruntime package, or on a GPU, PyTorch runs.
 """
 import importlib.util
 import io
@@ -56,16 +54,19 @@ class OnnxNet:
         self.names = sorted(k for k, v in batch.items() if torch.is_tensor(v) and v.is_floating_point())
         tensors = tuple(batch[k] for k in self.names)
         buffer = io.BytesIO()
+        # The exporter runs the module in eval mode, then puts back the mode of the module it was
+        # given: the wrapper must be in eval mode too, or `net` is left training (its BatchNorm
+        # then normalising each batch by itself).
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's notes on the legacy path and on constants
-            torch.onnx.export(_Positional(self.net, self.names), tensors, buffer, dynamo=False,
+            torch.onnx.export(_Positional(self.net, self.names).eval(), tensors, buffer, dynamo=False,
                               opset_version=OPSET, input_names=self.names, output_names=["image"],
                               dynamic_axes={**{k: {0: "batch"} for k in self.names}, "image": {0: "batch"}})
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         # ONNX Runtime's threads spin for a while after each run by default, waiting for the next:
-        # on two cores that spinning takes the CPU from PyTorch's part moves and from detection.
+        # on two cores that spinning takes the CPU from detection (measured: 1.19x the demo's time).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3   # errors only: its notes on unused initialisers are not ours
         self.session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])

@@ -1,6 +1,6 @@
 """The layered generator: person masks and their cache, background plates, references per
 part, training pairs turned and mirrored, and that it learns, saves and renders any pose
-(GenLayered.py, masks.py, augment.py, parts.capsule_masks / move_parts)."""
+(GenLayered.py, masks.py, augment.py, parts.capsule_masks / move_parts, part_boxes.py)."""
 from types import SimpleNamespace
 
 import cv2
@@ -177,6 +177,26 @@ def test_no_output_pixel_comes_from_an_empty_composite_or_a_fill(poses, fake_mas
     assert (cands != 0).all() and (cands.amin() >= bank.amin() - 1e-5) and (cands.amax() <= bank.amax() + 1e-5)
     out = gen.generate_batch(asked[None])
     assert out.std() > 5  # a picture, not a flat fill
+
+
+def test_parts_moved_in_their_boxes_equal_parts_moved_over_the_whole_frame(poses, fake_masks):
+    """Inference's part moves (part_boxes.py: each part sampled only where it lands) against
+    training's (every part over the whole frame): the same candidates and coverage within float
+    rounding, for poses the target never made (arms up, turned, mirrored, one part unknown)."""
+    gen = make_gen(poses)
+    rng = np.random.default_rng(3)
+    asked = [edit_pose(poses[10], "arms_up", rng)[0], poses[47]]
+    _, turned = turn_and_mirror(torch.zeros(2, 3, SIZE, SIZE), poses[[5, 30]], [40.0, -25.0], [False, True])
+    hidden = poses[20].copy()
+    hidden[[15, 17, 19, 21]] = np.nan                    # the left hand unknown
+    asked = np.stack(asked + list(turned) + [hidden]).astype(np.float32)
+    for one in asked:
+        whole, parts = gen.references(one[None])
+        full = gen.candidates(one[None], whole, parts)
+        boxed = gen.candidates(one[None], whole, parts, boxed=True)
+        for a, b in zip(full, boxed):
+            torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
+        assert 0.02 < full[1].mean() < 0.98                # parts landed, and not everywhere
 
 
 # ---- training pairs turned and mirrored ----------------------------------------------------------

@@ -10,11 +10,13 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import ROOT, write_clip
 from DanceDemo import DanceDemo
 from evaluate import Slowed
 from pipeline import StageClock, prefetch
+from runtime import OnnxNet
 
 SLOW_S = 0.1   # the slowed generator's pause a frame: 2.5 frame periods of a 25 fps clip
 
@@ -66,6 +68,26 @@ def test_the_stage_clock_times_each_stage_and_each_item():
     summary = clock.summary()
     assert list(summary) == ["read", "work"] and summary["work"]["frames"] == 3
     assert summary["work"]["median_ms"] >= 9 and summary["read"]["median_ms"] < summary["work"]["median_ms"]
+
+
+def test_onnx_runtime_runs_a_network_as_pytorch_does_and_leaves_it_in_eval_mode():
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.norm = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4)
+
+        def forward(self, batch):
+            return torch.tanh(self.norm(self.conv(batch["pose"])) + batch["plate"].mean())
+
+    torch.manual_seed(0)
+    net = Net()
+    with torch.no_grad():
+        net.norm.running_mean.uniform_(-1, 1), net.norm.running_var.uniform_(0.5, 2)
+        batch = {"pose": torch.randn(2, 3, 16, 16), "plate": torch.randn(2, 3, 16, 16), "frame": torch.arange(2)}
+        ran = OnnxNet(net)(batch)
+        assert not net.training                                      # the exporter put back eval mode
+        torch.testing.assert_close(ran, net(batch), rtol=0, atol=1e-5)  # eval mode: the running statistics
+        assert not torch.allclose(ran, net.train()(batch), atol=1e-3)  # ... not the batch's
 
 
 def pictures(demo):

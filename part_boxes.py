@@ -1,0 +1,108 @@
+"""The layered generator's part moves for a few poses at a time (inference): each part sampled
+only inside the box of the asked frame where it can land.
+
+`parts.move_parts` moves every part over the whole frame: a 128x128 frame, two candidates of 14
+parts, is 28 full-frame samplings, 40 ms of a frame's 80 on one core, though a forearm covers a
+few percent of the frame and a part hidden in its reference (weight 0) none. Here each part's
+mask box in its reference (its nonzero pixels, found once when the bank loads: `mask_boxes`)
+is mapped back through the part's move, giving the box of asked pixels whose sampling points
+fall within a pixel of it; only those are sampled, with the same bilinear `grid_sample`, and
+laid from the farthest part to the nearest with the "over" operator
+    composite <- m * part + (1 - m) * composite,   coverage <- m + (1 - m) * coverage,
+which is `parts.lay_over`'s front-to-back product unrolled. Outside its box a part's mask is
+exactly 0, so the result equals `move_parts` + `lay_over` up to float rounding (tested:
+tests/test_part_boxes.py). Parts of weight 0 are skipped.
+"""
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from parts import PARTS, depth_order, part_moves
+
+NO_BOX = (0, 0, 0, 0)
+MIN_DET = 1e-9  # a part's move whose matrix is this near singular gets the whole frame as its box
+
+
+def mask_boxes(masks):
+    """Boxes of the nonzero pixels of masks (..., S, S): (..., 4) int64 x0, y0, x1, y1 in pixels,
+    the ends exclusive; NO_BOX where a mask is all zero."""
+    rows, cols = masks.amax(dim=-1) > 0, masks.amax(dim=-2) > 0             # (..., S) each
+    s = masks.shape[-1]
+    index = torch.arange(s)
+
+    def span(hit):
+        first = torch.where(hit, index, s).amin(dim=-1)
+        last = torch.where(hit, index, -1).amax(dim=-1) + 1
+        return first, last
+
+    x0, x1 = span(cols)
+    y0, y1 = span(rows)
+    boxes = torch.stack([x0, y0, x1, y1], dim=-1)
+    return torch.where((x1 > x0)[..., None], boxes, torch.tensor(NO_BOX)).numpy()
+
+
+def landing_boxes(theta, boxes, size):
+    """The boxes of the asked frame (..., 4: x0, y0, x1, y1, ends exclusive, clipped to the frame)
+    whose pixel centres, moved by theta (..., 2, 3) (asked grid -> reference grid), land within
+    one pixel of the reference's boxes (..., 4): outside them bilinear sampling reads only zero
+    mask. The whole frame where a map is near singular; NO_BOX where a reference box is empty."""
+    full = np.concatenate([theta.astype(np.float64), np.broadcast_to([0.0, 0.0, 1.0], theta.shape[:-2] + (1, 3))], -2)
+    singular = np.abs(np.linalg.det(full[..., :2, :2])) < MIN_DET
+    full[singular] = np.eye(3)
+    x0, y0, x1, y1 = np.moveaxis(boxes.astype(np.float64), -1, 0)
+    corners = np.stack([np.stack([x, y], -1) for x in (x0 - 1, x1) for y in (y0 - 1, y1)], -2)  # (..., 4, 2) pixels
+    grid = (2.0 * corners + 1.0) / size - 1.0                                       # -> grid (align_corners=False)
+    back = np.einsum("...ij,...kj->...ki", np.linalg.inv(full)[..., :2, :2], grid) + np.linalg.inv(full)[..., None, :2, 2]
+    pixels = ((back + 1.0) * size - 1.0) / 2.0                                      # the asked frame's pixels
+    lo = np.clip(np.floor(pixels.min(axis=-2)), 0, size).astype(np.int64)
+    hi = np.clip(np.ceil(pixels.max(axis=-2)) + 1, 0, size).astype(np.int64)
+    out = np.concatenate([lo, hi], axis=-1)
+    out[singular] = (0, 0, size, size)
+    empty = (x1 <= x0) | (out[..., 2] <= out[..., 0]) | (out[..., 3] <= out[..., 1])
+    out[empty] = NO_BOX
+    return out
+
+
+def move_parts_boxed(images, part_masks, boxes, rows, asked, ref_landmarks, plates):
+    """`parts.move_parts` + `lay_over` over `plates`, part by part inside its landing box (CPU).
+
+    images (M, C, S, S) uint8 (0..255 read as -1..1) and part_masks (M, P, S, S) uint8 (255 = 1):
+    the bank's frames and their parts' masks; boxes (M, P, 4): `mask_boxes(part_masks)`; rows
+    (N, P): the bank frame each part of each asked pose comes from; asked (N, 33, 4);
+    ref_landmarks (M, 33, 4) the bank's; plates (N, C, S, S) float: what the parts are laid
+    over. Returns (the composite over the plate (N, C, S, S), the parts' coverage (N, 1, S, S) in
+    [0, 1]). Each part reads only its mask's box in the reference, one pixel wider: bilinear
+    sampling with a nonzero mask weight reads no pixel beyond it."""
+    n, p, s = len(rows), len(PARTS), images.shape[-1]
+    theta, weight = part_moves(asked, ref_landmarks, rows)                     # (N, P, 2, 3), (N, P)
+    source_boxes = boxes[rows, np.arange(p)]                                   # (N, P, 4)
+    land = landing_boxes(theta, source_boxes, s)                               # (N, P, 4)
+    order = depth_order(asked)                                                 # farthest first
+    images, part_masks = images.numpy(), part_masks.numpy()
+    composite, cover = plates.numpy().copy(), np.zeros((n, 1, s, s), np.float32)
+    centres = (2.0 * np.arange(s) + 1.0) / s - 1.0                             # pixel centres, grid units
+    for i in range(n):
+        for q in order[i]:
+            r, (x0, y0, x1, y1) = rows[i, q], land[i, q]
+            if weight[i, q] <= 0 or x1 <= x0:
+                continue
+            # The reference's box, one pixel wider, and the map into its own grid coordinates.
+            u0, v0, u1, v1 = source_boxes[i, q]
+            u0, v0, u1, v1 = max(u0 - 1, 0), max(v0 - 1, 0), min(u1 + 1, s), min(v1 + 1, s)
+            (a, b, c), (d, e, f) = theta[i, q].astype(np.float64)
+            gx, gy = centres[None, x0:x1], centres[y0:y1, None]
+            sx = ((a * gx + b * gy + c + 1.0) * s - 2.0 * u0) / (u1 - u0) - 1.0
+            sy = ((d * gx + e * gy + f + 1.0) * s - 2.0 * v0) / (v1 - v0) - 1.0
+            grid = torch.from_numpy(np.stack(np.broadcast_arrays(sx, sy), axis=-1).astype(np.float32))[None]
+            source = np.empty((1, images.shape[1] + 1, v1 - v0, u1 - u0), np.float32)
+            np.multiply(images[r, :, v0:v1, u0:u1], np.float32(1 / 127.5), out=source[0, :-1])
+            source[0, :-1] -= np.float32(1.0)
+            np.multiply(part_masks[r, q, v0:v1, u0:u1], np.float32(1 / 255.0), out=source[0, -1])
+            moved = F.grid_sample(torch.from_numpy(source), grid, mode="bilinear", padding_mode="zeros",
+                                  align_corners=False)[0].numpy()
+            m = moved[-1:] * weight[i, q]
+            region = composite[i, :, y0:y1, x0:x1]
+            region += m * (moved[:-1] - region)                                # "over": m part + (1 - m) region
+            covered = cover[i, :, y0:y1, x0:x1]
+            covered += m * (1.0 - covered)
+    return torch.from_numpy(composite), torch.from_numpy(cover)
