@@ -40,6 +40,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from display import combine_images, has_display
@@ -49,7 +50,7 @@ from generators import DEFAULT, describe, find, make_generator
 from live import live_kind
 from Motion import TRAVEL_ROOM, Calibration, normalised_box, travel_share, video_pose_stats
 from panels import PANEL, label, place_crop, placeholder
-from pipeline import prefetch
+from pipeline import generating_threads, prefetch, torch_threads
 from project import PROJECT_DIR, DanceError, cli_main, data_path
 from Skeleton import Skeleton, crop_person
 from smoothing import SMOOTHERS, smooth_stream
@@ -109,11 +110,17 @@ class DanceDemo:
         self.target_name = self.generator.target_name
         # ONNX Runtime runs a learned generator's network (runtime.py: 2x PyTorch's speed on a CPU,
         # pictures within a grey level); runtime="torch" runs PyTorch, the reference.
+        # Overlapped, detection has a core of its own and the generator's threads the others (on two
+        # cores, one each: pipeline.generating_threads), for ONNX Runtime here, PyTorch in frames().
+        self.threads = min(torch.get_num_threads(), generating_threads()) if overlap else None
         if hasattr(self.generator, "use_runtime"):
-            self.generator.use_runtime(runtime)
+            self.generator.use_runtime(runtime, self.threads)
         # The source is cropped as the generator's training crops were (the model records how).
         self.crop_margin = self.generator.record["crop_margin"]
         self.stats, self.normalise = fresh_stats(), normalise
+        # A first frame's one-time costs paid before a camera starts, not by its first frames.
+        if self.live:
+            self.generator.warm_up()
         # Live, where the source stands is measured on its first seconds (whole-video stats need the future).
         self.calibration = Calibration(self.source.frame_size, max(1, round(CALIBRATION_SECONDS * self.fps))) \
             if self.live and normalise == "on" else None
@@ -168,7 +175,13 @@ class DanceDemo:
         clock = self.clock
         source = prefetch(self.source) if self.overlap else self.source
         smoothed = smooth_stream(source, self.smooth, self.fps, time_of=self.source.time_of)
-        for frame, lm in clock.timed(smoothed, "wait"):  # for the next frame: read, detected, smoothed
+        with torch_threads(self.threads):
+            yield from self._generated(clock.timed(smoothed, "wait"))  # the next frame: read, detected, smoothed
+
+    def _generated(self, frames):
+        """(picture, frame) for each (SourceFrame, landmarks or None) of `frames`."""
+        clock = self.clock
+        for frame, lm in frames:
             self.stats["frames"] += 1
             caption = f"{self.target_name} ({self.row.name})"
             if lm is None:

@@ -33,6 +33,7 @@ what the warp generator's frames showed as wrong in poses the target never made:
 
     python GenLayered.py [VIDEO] --epochs N [--every K] [--resume]
 """
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -45,8 +46,8 @@ from adversarial import RecipeSettings
 from augment import turn_and_mirror
 from masks import person_masks
 from nets import UNet, images_to_tensor
-from part_boxes import mask_boxes, move_parts_boxed
-from parts import PARTS, WARP_CHUNK, bone_ends, capsule_masks, move_parts, part_weights, torso_length
+from part_boxes import mask_boxes, move_parts_boxed, part_masks
+from parts import PARTS, WARP_CHUNK, bone_ends, move_parts, part_weights, torso_length
 from project import DanceError, cli_main
 from references import SHUNNED, Bank, BankGenerator, draw_near_to_far, near_in_time, turned_away, whole_pose_costs
 from Skeleton import landmark_array
@@ -79,7 +80,6 @@ PART_DRAW = 6         # training draws each part's reference among its PART_DRAW
 PART_FAR = 2.0        # ... its rank as u**PART_FAR of that
 WHOLE_PULL = 0.5      # a part's matching cost: its bone's mismatch + this x the whole pose's distance
 LOW_VISIBILITY = 1.0  # added to a part's cost where the reference barely shows it (weight 0)
-MASK_CHUNK = 32       # bank frames whose part masks are drawn at once (memory)
 MASK_GROW = 2         # pixels the person's outline is grown by before it is filled from around it
 TORSO, HEAD = [part.kind for part in PARTS].index("torso"), [part.kind for part in PARTS].index("head")
 
@@ -150,17 +150,34 @@ class LayeredBank(Bank):
         super()._index()
         if len(self.masks) != len(self.images):
             raise ValueError("a damaged reference bank: masks and frames differ in number")
-        person = self.masks.float().div(255.0)
-        grown = F.max_pool2d(person, 2 * MASK_GROW + 1, 1, MASK_GROW) if len(person) else person
-        self.plates = fill_holes(self.images.float().div(127.5).sub(1.0), (grown < 0.5).float())
-        # Each part's mask, drawn once: its capsule times the person's outline (uint8: 1/255 steps).
-        self.part_masks = torch.zeros((len(person), len(PARTS), self.size, self.size), dtype=torch.uint8)
-        for i in range(0, len(person), MASK_CHUNK):
-            masks = capsule_masks(self.skeletons[i:i + MASK_CHUNK], self.size) * person[i:i + MASK_CHUNK]
-            self.part_masks[i:i + MASK_CHUNK] = masks.mul(255.0).round().byte()
-        self.part_boxes = mask_boxes(self.part_masks)         # (M, P, 4): where each part's mask is
         self.descriptors = part_descriptors(self.skeletons)  # (M, P, 6)
         self.visible = part_weights(self.skeletons)            # (M, P)
+        self.__dict__.pop("drawn", None)  # drawn again from these frames, when first asked for
+
+    @functools.cached_property
+    def drawn(self):
+        """(plates (M, 3, S, S) float in [-1, 1], part masks (M, P, S, S) uint8, their boxes (M, P, 4)):
+        drawn when first asked for, not at load: a model file holds two generators (the trained
+        one and its running average, ema.py) and only one of them generates (2.7 s each here)."""
+        person = self.masks.float().div(255.0)
+        grown = F.max_pool2d(person, 2 * MASK_GROW + 1, 1, MASK_GROW) if len(person) else person
+        plates = fill_holes(self.images.float().div(127.5).sub(1.0), (grown < 0.5).float())
+        # Each part's mask, drawn once: its capsule times the person's outline (uint8: 1/255 steps).
+        masks = part_masks(self.skeletons, person, self.size)
+        return plates, masks, mask_boxes(masks)
+
+    @property
+    def plates(self):
+        return self.drawn[0]
+
+    @property
+    def part_masks(self):
+        return self.drawn[1]
+
+    @property
+    def part_boxes(self):
+        """(M, P, 4): where each part's mask is (part_boxes.mask_boxes)."""
+        return self.drawn[2]
 
     def _store(self, videoSke, picks):
         super()._store(videoSke, picks)

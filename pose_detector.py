@@ -143,6 +143,17 @@ class PoseDetector(QuietSolution):
         self._followed, self._since = body_box(lm, image.shape), 1
         return Skeleton(lm)
 
+    def warm_up(self, image):
+        """Start MediaPipe's models on `image` (BGR uint8), the first frame of what comes next: their
+        one-time start (the landmark model loads at the first person seen; in tracking mode the
+        second graph, for the checks for another person, at the first check) is then paid before
+        a live capture starts, not by its frames (measured at 1080p: 9 frames dropped at the
+        first check). MediaPipe's tracking is seeded by it (the next frame is that one); nothing
+        is counted."""
+        self._landmarks(self._solution, image, count=False)
+        if self.tracking:
+            self._landmarks(self._static_solution(), image, count=False)
+
     def _landmarks(self, solution, image, count=True):
         """MediaPipe's landmarks (33, 4) of the person in `image`, normalised to it, or None;
         implausible ones are counted in `rejected` (unless `count` is False: a check)."""

@@ -79,9 +79,10 @@ class OnnxNet:
         return torch.from_numpy(self.session.run(None, feed)[0])
 
 
-def runtime_net(net, runtime, device):
-    """What runs `net` at inference: the network itself, or an OnnxNet for "onnxruntime" on a CPU
-    where ONNX Runtime is installed (else the network, with a note)."""
+def runtime_net(net, runtime, device, threads=None):
+    """What runs `net` at inference: the network itself, or an OnnxNet on `threads` threads (None:
+    PyTorch's count) for "onnxruntime" on a CPU where ONNX Runtime is installed (else the network,
+    with a note)."""
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if runtime == "torch" or os.environ.get("DANCE_RUNTIME") == "torch":
@@ -90,4 +91,4 @@ def runtime_net(net, runtime, device):
         log.info("runtime onnxruntime: %s; PyTorch runs the network",
                  "not on a GPU" if torch.device(device).type != "cpu" else "onnxruntime is not installed")
         return net
-    return OnnxNet(net)
+    return OnnxNet(net, threads)

@@ -221,6 +221,7 @@ class LiveSource(Source):
     def __iter__(self):
         margin = choose_detect_margin([self.capture.first])
         with self.capture, PoseDetector(tracking=True, margin=margin) as det:
+            det.warm_up(self.capture.first)   # before the capture starts: no frame waits for it
             for frame in self.capture:
                 with self.clock("detect"):
                     ske = det.detect(frame.image)

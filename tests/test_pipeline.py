@@ -15,7 +15,9 @@ import torch
 from conftest import ROOT, write_clip
 from DanceDemo import DanceDemo
 from evaluate import Slowed
-from pipeline import StageClock, prefetch
+import pipeline
+from pipeline import StageClock, generating_threads, prefetch, torch_threads
+from pose_detector import PoseDetector
 from runtime import OnnxNet
 
 SLOW_S = 0.1   # the slowed generator's pause a frame: 2.5 frame periods of a 25 fps clip
@@ -129,6 +131,44 @@ def test_live_the_overlapped_path_keeps_the_order_and_is_at_most_one_frame_later
     latency = {name: np.median([shown - captured for captured, shown, _ in frames])
                for name, frames in (("overlapped", overlapped), ("sequential", sequential))}
     assert latency["overlapped"] <= latency["sequential"] + generate + 0.05, (latency, generate)
+
+
+def test_the_generator_takes_the_cores_detection_leaves_and_pytorch_gets_its_count_back(monkeypatch):
+    for cores, threads in ((1, 1), (2, 1), (16, 15)):
+        monkeypatch.setattr(pipeline, "usable_cores", lambda: cores)
+        assert generating_threads() == threads
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    assert torch.get_num_threads() == before
+
+
+def test_a_live_demo_starts_its_models_before_the_camera_and_generates_on_the_cores_left(clip, tmp_path,
+                                                                                         monkeypatch):
+    """Live, a first frame's one-time costs are paid before the capture's thread starts (the
+    network's ONNX Runtime session built and run once; MediaPipe's models started on the first
+    frame), so that no frame is dropped to them; overlapped, the generator runs on the threads
+    detection leaves it, and PyTorch's thread count is put back when the demo ends."""
+    started = []
+    warm_detector = PoseDetector.warm_up
+
+    def warm_up(detector, image):
+        started.append(demo.source.capture._thread is not None)
+        warm_detector(detector, image)
+
+    monkeypatch.setattr(PoseDetector, "warm_up", warm_up)
+    demo = DanceDemo(clip, "pix2pix", live=True, runtime="onnxruntime")
+    runner = demo.generator._runner
+    assert isinstance(runner, OnnxNet) and runner.session is not None and demo.source.capture._thread is None
+    assert runner.threads == demo.threads == min(torch.get_num_threads(), generating_threads())
+    inside, generate = [], demo.generator.generate
+    demo.generator.generate = lambda ske: (inside.append(torch.get_num_threads()), generate(ske))[1]
+    before = torch.get_num_threads()
+    stats = demo.draw(output=tmp_path / "live.mp4")
+    assert started == [False] and stats["frames"] > 0 and set(inside) == {demo.threads}
+    assert torch.get_num_threads() == before
 
 
 def test_the_benchmark_runs_tiny_and_writes_its_figures(tmp_path):
