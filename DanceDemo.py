@@ -222,6 +222,7 @@ class DanceDemo:
         Returns a summary dict (frames, missing, output, fps; live: captured, dropped, latency).
         Live, Ctrl-C (or `q` in the window) ends the session and keeps the recording."""
         self.stats = fresh_stats()
+        self.clock.clear()  # each run's stages are its own
         pictures = self.pictures()
         t0 = time.perf_counter()
         try:

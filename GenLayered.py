@@ -33,7 +33,6 @@ what the warp generator's frames showed as wrong in poses the target never made:
 
     python GenLayered.py [VIDEO] --epochs N [--every K] [--resume]
 """
-import functools
 from dataclasses import dataclass
 
 import cv2
@@ -141,8 +140,8 @@ class LayeredFusion(nn.Module):
 
 class LayeredBank(Bank):
     """GenWarp's bank of reference frames plus each frame's person mask, masks (M, 1, S, S)
-    uint8, 255 = person; from them, at load, each frame's plate (its background with the
-    person filled in from around them) and what the part search reads."""
+    uint8, 255 = person; from them, each frame's plate (its background with the person filled
+    in from around them), its part masks and what the part search reads."""
 
     def _index(self):
         if not hasattr(self, "masks"):  # the first call, from Bank.__init__
@@ -152,32 +151,30 @@ class LayeredBank(Bank):
             raise ValueError("a damaged reference bank: masks and frames differ in number")
         self.descriptors = part_descriptors(self.skeletons)  # (M, P, 6)
         self.visible = part_weights(self.skeletons)            # (M, P)
-        self.__dict__.pop("drawn", None)  # drawn again from these frames, when first asked for
+        # Plates and part masks are drawn for each frame when first asked for (`drawn`), not
+        # here: a model file holds two generators (the trained one and its running average,
+        # ema.py) and only one generates, and a demo asks for a fraction of the frames.
+        m, s = len(self.images), self.size
+        self._plates = torch.zeros((m, 3, s, s))
+        self._part_masks = torch.zeros((m, len(PARTS), s, s), dtype=torch.uint8)
+        self._part_boxes = np.zeros((m, len(PARTS), 4), np.int64)
+        self._ready = np.zeros(m, bool)
 
-    @functools.cached_property
-    def drawn(self):
-        """(plates (M, 3, S, S) float in [-1, 1], part masks (M, P, S, S) uint8, their boxes (M, P, 4)):
-        drawn when first asked for, not at load: a model file holds two generators (the trained
-        one and its running average, ema.py) and only one of them generates (2.7 s each here)."""
-        person = self.masks.float().div(255.0)
-        grown = F.max_pool2d(person, 2 * MASK_GROW + 1, 1, MASK_GROW) if len(person) else person
-        plates = fill_holes(self.images.float().div(127.5).sub(1.0), (grown < 0.5).float())
-        # Each part's mask, drawn once: its capsule times the person's outline (uint8: 1/255 steps).
-        masks = part_masks(self.skeletons, person, self.size)
-        return plates, masks, mask_boxes(masks)
-
-    @property
-    def plates(self):
-        return self.drawn[0]
-
-    @property
-    def part_masks(self):
-        return self.drawn[1]
-
-    @property
-    def part_boxes(self):
-        """(M, P, 4): where each part's mask is (part_boxes.mask_boxes)."""
-        return self.drawn[2]
+    def drawn(self, rows=None):
+        """(plates (M, 3, S, S) float in [-1, 1], part masks (M, P, S, S) uint8 (255 = 1), their
+        boxes (M, P, 4), part_boxes.mask_boxes), the frames `rows` (None: all) drawn; a frame's
+        are drawn once, at its first use (256 frames: 0.6 s)."""
+        rows = np.arange(len(self._ready)) if rows is None else np.asarray(rows)
+        todo = np.unique(rows[~self._ready[rows]])
+        if len(todo):
+            person = self.masks[todo].float().div(255.0)
+            grown = F.max_pool2d(person, 2 * MASK_GROW + 1, 1, MASK_GROW)
+            self._plates[todo] = fill_holes(self.images[todo].float().div(127.5).sub(1.0), (grown < 0.5).float())
+            # Each part's mask: its capsule times the person's outline (uint8: 1/255 steps).
+            masks = part_masks(self.skeletons[todo], person, self.size)
+            self._part_masks[todo], self._part_boxes[todo] = masks, mask_boxes(masks)
+            self._ready[todo] = True
+        return self._plates, self._part_masks, self._part_boxes
 
     def _store(self, videoSke, picks):
         super()._store(videoSke, picks)
@@ -213,6 +210,12 @@ class GenLayered(BankGenerator):
 
     def reset(self):
         self.previous = None
+
+    def warm_up(self):
+        """Also every reference's plate and part masks drawn now (0.6 s), not at their first use:
+        a live camera's frames would wait for them."""
+        super().warm_up()
+        self.bank.drawn()
 
     # -- references --
     def costs(self, landmarks, frames=None):
@@ -260,9 +263,10 @@ class GenLayered(BankGenerator):
         bank, device, p = self.bank, self.device, len(PARTS)
         rows = np.concatenate([parts, np.repeat(whole[:, None], p, axis=1)])  # (2N, P): both candidates' references
         asked = np.concatenate([landmarks, landmarks])
-        plate = bank.plates[whole].to(device)
+        plates, part_masks, part_boxes = bank.drawn(np.concatenate([whole, rows.ravel()]))
+        plate = plates[whole].to(device)
         if boxed and torch.device(device).type == "cpu":
-            composite, cover = move_parts_boxed(bank.images, bank.part_masks, bank.part_boxes, rows, asked,
+            composite, cover = move_parts_boxed(bank.images, part_masks, part_boxes, rows, asked,
                                                 bank.skeletons, torch.cat([plate, plate]))
             composite, cover = (x.view(CANDIDATES, len(whole), *x.shape[1:]).transpose(0, 1) for x in (composite, cover))
             return composite, cover, plate
@@ -270,7 +274,7 @@ class GenLayered(BankGenerator):
         for i in range(0, len(rows), WARP_CHUNK):
             r = rows[i:i + WARP_CHUNK]
             images = bank.images[r].to(device).float().div(127.5).sub(1.0)                # (n, P, 3, S, S)
-            masks = bank.part_masks[r, np.arange(p)].to(device).float().div(255.0)        # (n, P, S, S)
+            masks = part_masks[r, np.arange(p)].to(device).float().div(255.0)             # (n, P, S, S)
             out.append(move_parts(images, masks, asked[i:i + WARP_CHUNK], bank.skeletons[r]))
         composite, cover = (torch.cat(x).view(CANDIDATES, len(whole), *x[0].shape[1:]).transpose(0, 1)
                             for x in zip(*out))                                          # (N, K, C, S, S)

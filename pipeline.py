@@ -62,6 +62,10 @@ class StageClock:
             self.seconds[stage].append(time.perf_counter() - t0)
             yield item
 
+    def clear(self):
+        """Forget every time kept: a new run starts its figures afresh."""
+        self.seconds.clear()
+
     def summary(self):
         """{stage: {"median_ms", "p90_ms", "frames"}} in the order the stages first ran."""
         out = {}

@@ -1,6 +1,7 @@
 """The layered generator: person masks and their cache, background plates, references per
 part, training pairs turned and mirrored, and that it learns, saves and renders any pose
 (GenLayered.py, masks.py, augment.py, parts.capsule_masks / move_parts, part_boxes.py)."""
+import copy
 from types import SimpleNamespace
 
 import cv2
@@ -140,6 +141,20 @@ def test_part_masks_drawn_in_their_boxes_equal_the_capsules_drawn_over_the_whole
     assert got.dtype == torch.uint8 and got.shape == want.shape
     assert (got.float() - want).abs().max() <= 1 and (got.float() - want).abs().mean() < 1e-4
     assert (got.flatten(2).amax(-1) > 0).float().mean() > 0.8   # drawn, not left empty
+
+
+def test_a_banks_frames_drawn_at_their_first_use_equal_the_whole_bank_drawn_at_once(poses, fake_masks):
+    """Plates and part masks are drawn per reference when first asked for (a demo asks for a
+    fraction of them): the same as all drawn at once, the others not drawn yet."""
+    gen = make_gen(poses)
+    at_once = copy.deepcopy(gen.bank).drawn()
+    gen.bank.drawn([3, 5])
+    lazy = gen.bank.drawn(np.array([[5, 7], [0, 3]]))
+    asked = [0, 3, 5, 7]
+    for a, b in zip(lazy, at_once):
+        a, b = (torch.as_tensor(x)[asked] for x in (a, b))
+        assert torch.equal(a, b) and a.float().abs().sum() > 0
+    assert gen.bank._ready.sum() == len(asked) and not lazy[1][1].any()
 
 
 def test_a_part_reference_matches_the_asked_bone_better_than_the_nearest_whole_pose(poses, fake_masks):

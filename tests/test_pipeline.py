@@ -100,7 +100,9 @@ def test_the_overlapped_path_makes_the_same_pictures_as_the_sequential_one(tmp_p
     short = write_clip(tmp_path / "short.mp4", karate_frames[:20])
     overlapped = DanceDemo(short, "layered", overlap=True, runtime="torch")
     sequential = DanceDemo(short, "layered", overlap=False, runtime="torch")
-    a, b = pictures(overlapped), pictures(sequential)
+    a = pictures(overlapped)
+    with torch_threads(overlapped.threads):  # the overlapped path's thread count: sums added in the same order
+        b = pictures(sequential)
     assert len(a) == len(b) == 20 and all(np.array_equal(x, y) for x, y in zip(a, b))
     assert {"read", "detect", "wait", "generate", "compose"} <= set(overlapped.clock.summary())
     # ONNX Runtime running the network (the demo's option): within one grey level of PyTorch's
@@ -169,6 +171,14 @@ def test_a_live_demo_starts_its_models_before_the_camera_and_generates_on_the_co
     stats = demo.draw(output=tmp_path / "live.mp4")
     assert started == [False] and stats["frames"] > 0 and set(inside) == {demo.threads}
     assert torch.get_num_threads() == before
+
+
+def test_each_run_of_a_demo_times_its_own_stages(clip, tmp_path):
+    demo = DanceDemo(clip, "nearest", target=clip)
+    first, again = demo.draw(output=tmp_path / "a.mp4"), demo.draw(output=tmp_path / "b.mp4")
+    generated = first["frames"] - first["missing"]
+    assert generated > 0 and first["stages_ms"]["generate"]["frames"] == generated
+    assert again["stages_ms"]["generate"]["frames"] == generated   # not the two runs' together
 
 
 def test_the_benchmark_runs_tiny_and_writes_its_figures(tmp_path):
