@@ -112,7 +112,8 @@ class DanceDemo:
         # pictures within a grey level); runtime="torch" runs PyTorch, the reference.
         # Overlapped, detection has a core of its own and the generator's threads the others (on two
         # cores, one each: pipeline.generating_threads), for ONNX Runtime here, PyTorch in frames().
-        self.threads = min(torch.get_num_threads(), generating_threads()) if overlap else None
+        self.threads = min(torch.get_num_threads(), generating_threads()) \
+            if overlap and self.source.detects else None
         if hasattr(self.generator, "use_runtime"):
             self.generator.use_runtime(runtime, self.threads)
         # The source is cropped as the generator's training crops were (the model records how).
@@ -222,7 +223,8 @@ class DanceDemo:
         Returns a summary dict (frames, missing, output, fps; live: captured, dropped, latency).
         Live, Ctrl-C (or `q` in the window) ends the session and keeps the recording."""
         self.stats = fresh_stats()
-        self.clock.clear()  # each run's stages are its own
+        self.clock.clear()       # each run's stages are its own,
+        self.generator.reset()   # and its references chosen afresh
         pictures = self.pictures()
         t0 = time.perf_counter()
         try:

@@ -45,7 +45,7 @@ from adversarial import RecipeSettings
 from augment import turn_and_mirror
 from masks import person_masks
 from nets import UNet, images_to_tensor
-from part_boxes import mask_boxes, move_parts_boxed, part_masks
+from part_boxes import draw_part_masks, mask_boxes, move_parts_boxed
 from parts import PARTS, WARP_CHUNK, bone_ends, move_parts, part_weights, torso_length
 from project import DanceError, cli_main
 from references import SHUNNED, Bank, BankGenerator, draw_near_to_far, near_in_time, turned_away, whole_pose_costs
@@ -152,8 +152,7 @@ class LayeredBank(Bank):
         self.descriptors = part_descriptors(self.skeletons)  # (M, P, 6)
         self.visible = part_weights(self.skeletons)            # (M, P)
         # Plates and part masks are drawn for each frame when first asked for (`drawn`), not
-        # here: a model file holds two generators (the trained one and its running average,
-        # ema.py) and only one generates, and a demo asks for a fraction of the frames.
+        # here: a demo asks for a fraction of the frames (a live one draws them all in warm_up).
         m, s = len(self.images), self.size
         self._plates = torch.zeros((m, 3, s, s))
         self._part_masks = torch.zeros((m, len(PARTS), s, s), dtype=torch.uint8)
@@ -171,7 +170,7 @@ class LayeredBank(Bank):
             grown = F.max_pool2d(person, 2 * MASK_GROW + 1, 1, MASK_GROW)
             self._plates[todo] = fill_holes(self.images[todo].float().div(127.5).sub(1.0), (grown < 0.5).float())
             # Each part's mask: its capsule times the person's outline (uint8: 1/255 steps).
-            masks = part_masks(self.skeletons[todo], person, self.size)
+            masks = draw_part_masks(self.skeletons[todo], person, self.size)
             self._part_masks[todo], self._part_boxes[todo] = masks, mask_boxes(masks)
             self._ready[todo] = True
         return self._plates, self._part_masks, self._part_boxes

@@ -64,11 +64,12 @@ def clip(video, size, fps, seconds, folder):
     out = folder / name
     if not out.exists():
         start = HD_START_S if size else 0
-        # Scaled to the height asked and padded to the width with black (pillarboxed), square pixels:
+        # Scaled to fit the size asked and padded with black (taichi2: pillarboxed), square pixels:
         # frames really size[0] x size[1], as a camera gives them. (A plain scale=w:h keeps the
         # picture's shape through the pixel aspect ratio: a 4:3 video "at 1920x1080" is then shown,
         # and read, at 1440x1080.)
-        scale = ["-vf", f"scale=-2:{size[1]},pad={size[0]}:{size[1]}:(ow-iw)/2:0,setsar=1",
+        scale = ["-vf", f"scale={size[0]}:{size[1]}:force_original_aspect_ratio=decrease,"
+                        f"pad={size[0]}:{size[1]}:(ow-iw)/2:(oh-ih)/2,setsar=1",
                  "-r", str(fps)] if size else []
         tmp = out.with_name(f".{out.name}.part.mp4")
         done = subprocess.run([ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-ss", str(start),
@@ -95,7 +96,8 @@ def run_demo(source, gen, target, path, live):
 
 
 def offline(source, gens, target, repeats, paths):
-    """{gen: {path: {"seconds", "fps", "stages_ms"}}}: the demo on a video, each path `repeats` times."""
+    """{gen: {path: {"seconds", "load_s", "fps", "frames", "stages_ms"}}}: the demo on a video, each
+    path `repeats` times (the median run's figures)."""
     out = {}
     for gen in gens:
         run_demo(source, gen, target, paths["now"], live=False)   # warm-up: model read, caches filled

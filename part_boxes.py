@@ -12,7 +12,7 @@ laid from the farthest part to the nearest with the "over" operator
 which is `parts.lay_over`'s front-to-back product unrolled. Outside its box a part's mask is
 exactly 0, so the result equals `move_parts` + `lay_over` up to float rounding (tested:
 tests/test_layered.py). Parts of weight 0 are skipped. `part_masks` draws
-the bank's part masks the same way, each only inside its capsule's box.
+the bank's part masks (`draw_part_masks`) the same way, each only inside its capsule's box.
 """
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ def mask_boxes(masks):
     return torch.where((x1 > x0)[..., None], boxes, torch.tensor(NO_BOX)).numpy()
 
 
-def part_masks(landmarks, person, size):
+def draw_part_masks(landmarks, person, size):
     """Every part's mask in each reference, drawn only inside its capsule's box: landmarks
     (N, 33, 4) and the person's masks (N, 1, S, S) float in [0, 1] -> (N, P, S, S) uint8, 255 = 1:
     `parts.capsule_masks` times `person`, within one step of 1/255 (float rounding). A capsule

@@ -13,11 +13,13 @@ threads the generating stage's network and tensor work may take then: the cores 
 does not run on.
 """
 import contextlib
+import math
 import os
 import queue
 import threading
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,6 +28,9 @@ MS = 1000.0
 _END = object()           # the thread's last word: the iterator ended
 STOP_POLL_S = 0.1         # how often a waiting producer looks whether the consumer has gone
 JOIN_TIMEOUT_S = 5.0      # closing waits this long for the thread (a live read returns within a frame)
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"   # a container's CPU quota: "<quota> <period>" or "max <period>"
+_threads_lock = threading.Lock()           # torch_threads: how many are inside, and the count before the first
+_threads_held = {"inside": 0, "before": None}
 
 
 class StageClock:
@@ -77,9 +82,17 @@ class StageClock:
 
 
 def usable_cores():
-    """The CPU cores this process may run on (its affinity, where the system says; else all)."""
+    """The CPU cores this process may run on: its affinity where the system says (else all), at
+    most its control group's CPU quota (a container limited to 2 CPUs may see 16)."""
     affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+    cores = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+    try:
+        quota, period = Path(CGROUP_CPU_MAX).read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass   # no cgroup v2 quota here
+    return cores
 
 
 def generating_threads():
@@ -93,14 +106,24 @@ def generating_threads():
 
 @contextlib.contextmanager
 def torch_threads(count):
-    """PyTorch's intra-op thread count set to `count` inside (None: left as it is), put back after."""
-    before = torch.get_num_threads()
-    if count is not None:
+    """PyTorch's intra-op thread count set to `count` inside (None: left alone), put back when the
+    last of the demos inside leaves: the count is the process's, and the web page runs several
+    demos at once, each on a thread of its own."""
+    if count is None:
+        yield
+        return
+    with _threads_lock:
+        if not _threads_held["inside"]:
+            _threads_held["before"] = torch.get_num_threads()
+        _threads_held["inside"] += 1
         torch.set_num_threads(count)
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _threads_lock:
+            _threads_held["inside"] -= 1
+            if not _threads_held["inside"]:
+                torch.set_num_threads(_threads_held["before"])
 
 
 def prefetch(iterable, depth=1):

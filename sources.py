@@ -87,6 +87,7 @@ class Source:
 
     normalisable = False
     live = False
+    detects = True   # finds each frame's skeleton (on the prefetch thread when the demo overlaps)
     default_smoother = DEFAULT_SMOOTHER
     output_prefix = ""            # before the default output's name
     progress_label = "demo"
@@ -169,6 +170,7 @@ class TrackSource(Source):
     centred in; frames of the original video where nobody was found come back as None."""
 
     normalisable = False  # a track does not say where in its frame the person stood
+    detects = False       # its skeletons are read, not found
 
     def __init__(self, path, every, panel):
         self.path, self.panel = Path(path), panel

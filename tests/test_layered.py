@@ -17,7 +17,7 @@ from protocols import outputs
 from GenLayered import GenLayered, fill_holes, part_descriptors
 from masks import mask_files, person_masks
 from nets import images_to_tensor
-from part_boxes import part_masks
+from part_boxes import draw_part_masks
 from parts import PARTS, capsule_masks, move_parts, warp_parts
 from poses import MIRROR, edit_pose, pose_maps
 from test_warp import SIZE, smooth_images, training_batch
@@ -128,7 +128,7 @@ def test_part_masks_drawn_once_and_moved_match_the_masks_drawn_per_move(poses):
 
 
 def test_part_masks_drawn_in_their_boxes_equal_the_capsules_drawn_over_the_whole_frame(poses):
-    """The bank's part masks (part_boxes.part_masks: each capsule drawn only inside its box, times
+    """The bank's part masks (part_boxes.draw_part_masks: each capsule drawn only inside its box, times
     the person's outline) against capsule_masks over the whole frame: within one step of 1/255,
     for poses the target never made and one with a hand unknown; and none is empty."""
     rng = np.random.default_rng(5)
@@ -137,7 +137,7 @@ def test_part_masks_drawn_in_their_boxes_equal_the_capsules_drawn_over_the_whole
     refs = np.stack([poses[0], poses[33], edit_pose(poses[10], "arms_up", rng)[0], hidden]).astype(np.float32)
     person = torch.from_numpy(drawn_masks(refs, 128)[:, None] / 255.0).float()
     want = (capsule_masks(refs, 128) * person).mul(255.0).round()
-    got = part_masks(refs, person, 128)
+    got = draw_part_masks(refs, person, 128)
     assert got.dtype == torch.uint8 and got.shape == want.shape
     assert (got.float() - want).abs().max() <= 1 and (got.float() - want).abs().mean() < 1e-4
     assert (got.flatten(2).amax(-1) > 0).float().mean() > 0.8   # drawn, not left empty
@@ -177,11 +177,13 @@ def test_references_are_kept_from_frame_to_frame_until_another_is_better_by_the_
     steady = make_gen(poses, hysteresis=100.0)  # nothing is ever better by that much
     whole, parts = steady.references(poses[:30])
     assert (whole == whole[0]).all() and (parts == parts[0]).all()
-    steady.warm_up()  # a standing pose generated and forgotten (warm_up ends with reset, as at a cut): afresh
+    steady.reset()  # a cut: chosen afresh
     free = make_gen(poses, hysteresis=0.0)
     np.testing.assert_array_equal(steady.references(poses[20:21])[1], free.references(poses[20:21])[1])
     free_whole, _ = free.references(poses[:30])
     assert len(set(free_whole)) > 3
+    free.warm_up()   # a standing pose generated before a live camera starts, then forgotten
+    assert free.previous is None and free.bank._ready.all()
 
 
 def test_unrelated_poses_are_each_generated_afresh_and_a_sequence_carries_its_references(poses, fake_masks):

@@ -3,6 +3,7 @@ generated (pipeline.prefetch), the same pictures as the sequential path, in orde
 frame later; the networks run by ONNX Runtime within a grey level of PyTorch's pictures; the
 stage clock; and the benchmark, run tiny (figures printed, no speed asserted)."""
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -145,6 +146,23 @@ def test_the_generator_takes_the_cores_detection_leaves_and_pytorch_gets_its_cou
     with torch_threads(None):
         assert torch.get_num_threads() == before
     assert torch.get_num_threads() == before
+    # Two demos at once (the web page): the count comes back when the last one leaves, whatever the order.
+    first, second = torch_threads(1), torch_threads(1)
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert torch.get_num_threads() == 1
+    second.__exit__(None, None, None)
+    assert torch.get_num_threads() == before
+
+
+def test_the_cores_usable_are_at_most_a_containers_cpu_quota(tmp_path, monkeypatch):
+    quota = tmp_path / "cpu.max"
+    monkeypatch.setattr(pipeline, "CGROUP_CPU_MAX", str(quota))
+    quota.write_text("150000 100000\n")     # 1.5 CPUs: 2 cores' worth of threads
+    assert pipeline.usable_cores() == min(2, len(os.sched_getaffinity(0)))
+    quota.write_text("max 100000\n")
+    assert pipeline.usable_cores() == len(os.sched_getaffinity(0))
 
 
 def test_a_live_demo_starts_its_models_before_the_camera_and_generates_on_the_cores_left(clip, tmp_path,
