@@ -18,7 +18,7 @@ demo: venv
 	$(PY) DanceDemo.py --output output/demo.mp4
 
 test: venv
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 web: venv
 	$(PY) app.py

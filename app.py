@@ -84,18 +84,16 @@ def drive(kind, data_video, recorded, gen, target, smooth, normalise, every, pro
 
 
 def live_demo(source, settings):
-    """The demo of a webcam stream (web_live): the command line's, over the pushed frames."""
+    """The demo of a webcam stream (web_live): the command line's, over the pushed frames; the
+    target's name is resolved here, once a session (a bad one: the session's one-line error)."""
     gen, target, smooth, normalise = settings
-    return DanceDemo(source, gen, target=target, smooth=smooth, normalise=normalise)
+    return DanceDemo(source, gen, target=target_path(gen, target), smooth=smooth, normalise=normalise)
 
 
 def live(frame, session, last_status, gen, target, smooth, normalise):
     """One webcam frame of a live stream: (newest picture, session, status, status time); what
     has not changed is skipped (web_live.stream_step runs the demo on a thread of its own)."""
-    try:
-        settings = (find(gen).name, str(target_path(gen, target)), smooth, normalise)
-    except DanceError as e:
-        return gr.skip(), session, f"error: {e}", last_status
+    settings = (gen, target, smooth, normalise)   # compared every frame; resolved once a session (live_demo)
     picture, session, status, last_status = stream_step(frame, session, settings, last_status, live_demo)
     return (gr.skip() if picture is None else picture), session, (gr.skip() if status is None else status), \
         last_status

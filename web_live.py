@@ -38,7 +38,7 @@ class WebcamSession:
     the newest side-by-side picture (RGB) made since the last call, or None (frames keep the
     first one's size: a new size starts a new session, `stream_step`). `make_demo(source,
     settings)` makes the demo (a DanceDemo) over the live source, on the session's thread;
-    `settings` (the page's: generator, target path, smoother, normalisation) compare equal
+    `settings` (the page's: generator, target name, smoother, normalisation) compare equal
     while the same session goes on. A demo that fails leaves its one-line message in `error`."""
 
     def __init__(self, settings, first_rgb, make_demo, fps=1 / STREAM_EVERY_S):
