@@ -104,8 +104,8 @@ class LearnedGenerator(Generator):
         net = self.inference_net.eval()
         runner, made_for = getattr(self, "_runner", None), getattr(self, "_runner_net", None)
         if runner is None or made_for is not net:
-            self._runner, self._runner_net = runtime_net(net, self.runtime, self.device,
-                                                                  getattr(self, "_threads", None)), net
+            threads = getattr(self, "_threads", None)
+            self._runner, self._runner_net = runtime_net(net, self.runtime, self.device, threads), net
         return self._runner
 
     @torch.no_grad()

@@ -82,7 +82,8 @@ class Source:
     """What the demo needs of a source. Attributes: `name` (for messages), `stem` (for output
     names), `path` (the file read, or None), `sound` (the file whose audio the recording keeps,
     or None), `fps`, `total` (processed frames, None when not known), `frame_size` (w, h),
-    `normalisable` (its skeletons say where in the frame the person stands), `live`.
+    `normalisable` (its skeletons say where in the frame the person stands), `live`, `detects`
+    (it finds the skeletons itself, rather than reading them).
     Iterating yields (SourceFrame, landmarks (33, 4) or None) per processed frame."""
 
     normalisable = False
