@@ -11,8 +11,8 @@ laid from the farthest part to the nearest with the "over" operator
     composite <- m * part + (1 - m) * composite,   coverage <- m + (1 - m) * coverage,
 which is `parts.lay_over`'s front-to-back product unrolled. Outside its box a part's mask is
 exactly 0, so the result equals `move_parts` + `lay_over` up to float rounding (tested:
-tests/test_layered.py). Parts of weight 0 are skipped. `part_masks` draws
-the bank's part masks (`draw_part_masks`) the same way, each only inside its capsule's box.
+tests/test_layered.py). Parts of weight 0 are skipped. `draw_part_masks` draws the bank's
+part masks the same way, each capsule only inside its box.
 """
 import numpy as np
 import torch
