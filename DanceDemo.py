@@ -108,12 +108,12 @@ class DanceDemo:
         # The target's person: a learned generator's model is models/<target>_<name>.pth
         self.generator = make_generator(self.row, data_path(target or DEFAULT_TARGET), model)
         self.target_name = self.generator.target_name
-        # ONNX Runtime runs a learned generator's network (runtime.py: 2x PyTorch's speed on a CPU,
-        # pictures within a grey level); runtime="torch" runs PyTorch, the reference.
         # Overlapped, detection has a core of its own and the generator's threads the others (on two
         # cores, one each: pipeline.generating_threads), for ONNX Runtime here, PyTorch in frames().
         self.threads = min(torch.get_num_threads(), generating_threads()) \
             if overlap and self.source.detects else None
+        # ONNX Runtime runs a learned generator's network (runtime.py: 2x PyTorch's speed on a CPU,
+        # pictures within a grey level); runtime="torch" runs PyTorch, the reference.
         if hasattr(self.generator, "use_runtime"):
             self.generator.use_runtime(runtime, self.threads)
         # The source is cropped as the generator's training crops were (the model records how).

@@ -262,7 +262,7 @@ class GenLayered(BankGenerator):
         bank, device, p = self.bank, self.device, len(PARTS)
         rows = np.concatenate([parts, np.repeat(whole[:, None], p, axis=1)])  # (2N, P): both candidates' references
         asked = np.concatenate([landmarks, landmarks])
-        plates, part_masks, part_boxes = bank.drawn(np.concatenate([whole, rows.ravel()]))
+        plates, part_masks, part_boxes = bank.drawn(rows)   # the whole poses' rows among them
         plate = plates[whole].to(device)
         if boxed and torch.device(device).type == "cpu":
             composite, cover = move_parts_boxed(bank.images, part_masks, part_boxes, rows, asked,
