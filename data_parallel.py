@@ -159,7 +159,7 @@ class StopRequest:
     --resume continues exactly where it stopped (a second one stops at once, saving nothing
     more). Under torchrun each rank hears Ctrl-C
     from the terminal and again from torchrun, which then sends SIGTERM: there every signal is
-    a request, and the ranks agree on the step to stop after (`agree`)."""
+    a request, and the ranks agree on the step to stop after (`agreed`)."""
 
     def __enter__(self):
         self.requested = False
@@ -169,6 +169,17 @@ class StopRequest:
             for s in self.signals:
                 signal.signal(s, self._handle)
         return self
+
+    def agreed(self, device):
+        """True on every rank once any rank has heard a stop signal (`agree`). The vote only
+        reads this rank's flag: the handler of a signal that arrives during the all-reduce
+        runs when it returns, and a flag written back from the vote would lose that signal
+        (torchrun sends its one Ctrl-C, then kills the ranks 30 s later). It returns the vote,
+        not the flag, so that every rank returns the same; the late signal counts at the next."""
+        stop = agree(self.requested, device)
+        if stop:
+            self.requested = True
+        return stop
 
     def _handle(self, signum, frame):
         note_stop(signum)

@@ -51,7 +51,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from checkpoints import save_checkpoint
-from data_parallel import Ranks, StopRequest, agree, distributed, ranks
+from data_parallel import Ranks, StopRequest, distributed, ranks
 from held_out import nearest_neighbour, sample_grid, validation_l1
 from provenance import target_record
 from pose_dataset import EpochOrder, PoseDataset, check_split
@@ -97,8 +97,7 @@ def fit(gen, videoSke, epochs, every, checkpoint, out, progress=True, amp=True):
                     raise KeyboardInterrupt
                 if run.where.main:
                     end_epoch(run, tally)
-                request.requested = agree(request.requested, gen.device)
-                if request.requested:
+                if request.agreed(gen.device):
                     log.info("stopped after epoch %d%s", gen.epoch,
                              f": state saved to {checkpoint}; rerun with --resume to continue" if checkpoint else "")
                     raise KeyboardInterrupt
@@ -214,8 +213,7 @@ def train_epoch(run, request):
         gen.partial = {"step": steps, "samples": sampler.after(run_steps, batch_size), "sums": dict(sums),
                        "seconds": time.perf_counter() - t0}
         bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
-        request.requested = agree(request.requested, gen.device)
-        if request.requested:
+        if request.agreed(gen.device):
             bar.close()
             return None
     bar.close()

@@ -15,7 +15,8 @@ import torch.multiprocessing as mp
 
 from conftest import ROOT, as_in_a_terminal, assert_one_line_error, read_until, run
 from DanceDemo import DanceDemo
-from data_parallel import Ranks
+import data_parallel
+from data_parallel import Ranks, StopRequest
 from ddp_helpers import BATCH, one_step, train_one_epoch
 from generators import find
 from pose_dataset import EpochOrder, PoseDataset
@@ -170,6 +171,24 @@ def test_ctrl_c_stops_every_rank_and_resume_goes_on(clip, tmp_path, private_cach
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resuming {checkpoints / out.name} from epoch {state['epoch']}" in result.stderr
     assert find("vanilla_nn_ske").cls.load(out).epoch == state["epoch"] + 1
+
+
+def test_a_stop_heard_during_the_ranks_vote_counts_at_the_next_vote(monkeypatch):
+    """The ranks vote on stopping after every step, in an all-reduce that waits for the
+    slowest rank, so a signal mostly arrives during it: its handler runs when the all-reduce
+    returns, after the vote was cast. The vote must not clear it (it once did, and both
+    ranks trained on until torchrun killed them)."""
+    def vote_as_the_signal_arrives(flag, device):
+        signal.raise_signal(request.signals[0])      # what gloo's all-reduce returning lets run
+        return flag
+
+    cpu = torch.device("cpu")
+    with StopRequest() as request:
+        assert request.signals, "every stop signal is ignored here: nothing to test with"
+        monkeypatch.setattr(data_parallel, "agree", vote_as_the_signal_arrives)
+        assert request.agreed(cpu) is False           # every rank got the vote cast before it
+        monkeypatch.setattr(data_parallel, "agree", lambda flag, device: flag)
+        assert request.agreed(cpu) is True            # and it stops at the next
 
 
 def test_size_256_end_to_end(clip, tmp_path, private_cache):
