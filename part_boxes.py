@@ -115,26 +115,30 @@ def move_parts_boxed(images, part_masks, boxes, rows, asked, ref_landmarks, plat
     images, part_masks = images.numpy(), part_masks.numpy()
     composite, cover = plates.numpy().copy(), np.zeros((n, 1, s, s), np.float32)
     centres = (2.0 * np.arange(s) + 1.0) / s - 1.0                             # pixel centres, grid units
+    # Python numbers for the loop's bookkeeping: indexing numpy arrays element by element costs
+    # more than the sampling for the smaller parts (28 parts a frame).
+    theta_, weight_, rows_, land_, source_ = (x.tolist() for x in (theta.astype(np.float64), weight, rows, land,
+                                                                    source_boxes))
     for i in range(n):
-        for q in order[i]:
-            r, (x0, y0, x1, y1) = rows[i, q], land[i, q]
-            if weight[i, q] <= 0 or x1 <= x0:
+        for q in order[i].tolist():
+            r, (x0, y0, x1, y1), w = rows_[i][q], land_[i][q], weight_[i][q]
+            if w <= 0 or x1 <= x0:
                 continue
             # The reference's box, one pixel wider, and the map into its own grid coordinates.
-            u0, v0, u1, v1 = source_boxes[i, q]
+            u0, v0, u1, v1 = source_[i][q]
             u0, v0, u1, v1 = max(u0 - 1, 0), max(v0 - 1, 0), min(u1 + 1, s), min(v1 + 1, s)
-            (a, b, c), (d, e, f) = theta[i, q].astype(np.float64)
+            (a, b, c), (d, e, f) = theta_[i][q]
             gx, gy = centres[None, x0:x1], centres[y0:y1, None]
-            sx = ((a * gx + b * gy + c + 1.0) * s - 2.0 * u0) / (u1 - u0) - 1.0
-            sy = ((d * gx + e * gy + f + 1.0) * s - 2.0 * v0) / (v1 - v0) - 1.0
-            grid = torch.from_numpy(np.stack(np.broadcast_arrays(sx, sy), axis=-1).astype(np.float32))[None]
+            grid = np.empty((1, y1 - y0, x1 - x0, 2), np.float32)
+            grid[0, ..., 0] = ((a * gx + b * gy + c + 1.0) * s - 2.0 * u0) / (u1 - u0) - 1.0
+            grid[0, ..., 1] = ((d * gx + e * gy + f + 1.0) * s - 2.0 * v0) / (v1 - v0) - 1.0
             source = np.empty((1, images.shape[1] + 1, v1 - v0, u1 - u0), np.float32)
             np.multiply(images[r, :, v0:v1, u0:u1], np.float32(1 / 127.5), out=source[0, :-1])
             source[0, :-1] -= np.float32(1.0)
             np.multiply(part_masks[r, q, v0:v1, u0:u1], np.float32(1 / 255.0), out=source[0, -1])
-            moved = F.grid_sample(torch.from_numpy(source), grid, mode="bilinear", padding_mode="zeros",
-                                  align_corners=False)[0].numpy()
-            m = moved[-1:] * weight[i, q]
+            moved = F.grid_sample(torch.from_numpy(source), torch.from_numpy(grid), mode="bilinear",
+                                  padding_mode="zeros", align_corners=False)[0].numpy()
+            m = moved[-1:] * np.float32(w)
             region = composite[i, :, y0:y1, x0:x1]
             region += m * (moved[:-1] - region)                                # "over": m part + (1 - m) region
             covered = cover[i, :, y0:y1, x0:x1]

@@ -22,6 +22,7 @@ coordinates to the reference's, in grid coordinates (-1 at the left/top edge of 
 other from the farthest to the nearest (MediaPipe's z), so an arm in front of the body hides
 it. The geometry is numpy (a few microseconds a pose); the warping is torch, batched.
 """
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,12 +66,20 @@ WARP_CHUNK = 16                     # pose pairs warped at once (14 moved copies
 
 
 # ---- geometry (numpy) ------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def _members(sets, landmarks):
+    """(len(sets), landmarks) read-only: row k is 1 at the ids of sets[k] (a tuple of tuples)."""
+    members = np.zeros((len(sets), landmarks))
+    for k, ids in enumerate(sets):
+        members[k, list(ids)] = 1.0
+    members.flags.writeable = False
+    return members
+
+
 def _mean_points(lm, *sets):
     """Means of the finite landmarks of each id set, for each pose: (N, 33, 4) -> (N, len(sets), 2)
     grid coordinates (NaN where none of a set is known); one set -> (N, 2)."""
-    members = np.zeros((len(sets), lm.shape[1]))
-    for k, ids in enumerate(sets):
-        members[k, list(ids)] = 1.0
+    members = _members(tuple(map(tuple, sets)), lm.shape[1])   # made once: a dozen calls a frame
     pts = 2.0 * lm[..., :2].astype(np.float64) - 1.0
     ok = np.isfinite(pts).all(axis=-1)                                             # (N, 33)
     count = (ok @ members.T)[..., None]                                            # (N, K, 1)
