@@ -265,7 +265,9 @@ def capsule_masks(landmarks, size):
     (N, P, size, size) float32 in [0, 1]: the capsule around the part's bone (a disc for the
     head) with its soft edge, weighted by the part's visibility (`part_weights`); 0 where the
     part is unknown. Sampled with a part's pixels (`move_parts`), it is the mask `warp_parts`
-    draws around the moved bone, computed once per reference instead of once per move."""
+    draws around the moved bone, computed once per reference instead of once per move. Over the
+    whole frame: the reference `part_boxes.draw_part_masks` (each capsule only inside its box,
+    what the layered bank draws) is tested against."""
     ends, radii, edge, weight = capsules(landmarks)
     centres = (2.0 * np.arange(size) + 1.0) / size - 1.0  # pixel centres in grid coordinates
     points = torch.from_numpy(np.stack(np.meshgrid(centres, centres, indexing="xy"), -1).astype(np.float32))
@@ -306,9 +308,9 @@ def part_moves(asked, landmarks, rows):
 
 def move_parts(refs, masks, asked, ref_landmarks):
     """`warp_parts` for references whose part masks are already drawn (`capsule_masks` times the
-    person's outline; the layered bank draws them with part_boxes.draw_part_masks): each part p of pose i cut from refs[i, p] (N, P, C, S, S) with its mask
-    masks[i, p] (N, P, S, S), moved to asked[i] (N, 33, 4) from ref_landmarks[i, p] (N, P, 33, 4),
-    and laid over the others. Returns (composite (N, C, S, S), coverage (N, 1, S, S))."""
+    person's outline; the layered bank draws them with part_boxes.draw_part_masks): each part p
+    of pose i cut from refs[i, p] (N, P, C, S, S) with its mask masks[i, p] (N, P, S, S), moved
+    to asked[i] (N, 33, 4) from ref_landmarks[i, p] (N, P, 33, 4), and laid over the others. Returns (composite (N, C, S, S), coverage (N, 1, S, S))."""
     n, p, c, s = refs.shape[0], len(PARTS), refs.shape[2], refs.shape[-1]
     theta, weight = part_moves(asked, np.reshape(ref_landmarks, (n * p, -1, 4)), np.arange(n * p).reshape(n, p))
     to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(refs.device)  # noqa: E731
