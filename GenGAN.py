@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from data_parallel import unwrap
 from learned_generator import LearnedGenerator
 from nets import GenNNSkeToImage, weights_init
-from optimisers import adam, step
+from optimisers import AdamOf, step
 from trainer_cli import train_main
 from training_settings import TrainingSettings, setting
 from project import DanceError, cli_main
@@ -80,17 +80,16 @@ class GenGAN(LearnedGenerator):
     settings = GANSettings
     resumable = ("optG", "netD", "optD")
     trained = ("netG", "netD")
+    optD = AdamOf("netD")
 
     def build(self):
         if self.config["critic"] not in CRITICS:
             raise DanceError(f"--critic must be one of {', '.join(CRITICS)} (got {self.config['critic']!r})")
         self.netG = GenNNSkeToImage().to(self.device)
-        self.optG = adam(self.netG.parameters(), self.config["lr"])
         self.netG.apply(weights_init)
         sees = self.render_poses.channels + 3 if self.config["critic"] == "pose" else 3  # (pose +) RGB image
         self.netD = Discriminator(sees).to(self.device)
         self.netD.apply(weights_init)
-        self.optD = adam(self.netD.parameters(), self.config["lr"])
 
     def _critic_input(self, image, batch):
         return torch.cat([image, batch["pose"]], dim=1) if self.config["critic"] == "pose" else image

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from learned_generator import LearnedGenerator
 from nets import GenNNSkeToImage, UNet
-from optimisers import adam, step
+from optimisers import step
 from trainer_cli import train_main
 from training_settings import TrainingSettings, setting
 from project import DanceError, cli_main
@@ -47,7 +47,6 @@ class GenVanillaNN(LearnedGenerator):
             raise DanceError(f"--input must be one of {', '.join(INPUTS)} (got {self.config['input']!r})")
         self.netG = (GenNNSkeToImage() if self.config["input"] == "ske" else
                      UNet(in_channels=self.render_poses.channels, base=32, levels=4)).to(self.device)
-        self.optG = adam(self.netG.parameters(), self.config["lr"])
 
     @property
     def net_inputs(self):

@@ -25,7 +25,7 @@ from data_parallel import unwrap
 from ema import calibration_batches, ema_decay, ema_update, recalibrate_batch_norm
 from learned_generator import LearnedGenerator
 from nets import MultiscaleDiscriminator, feature_matching_loss, lsgan_loss, weights_init
-from optimisers import adam, step
+from optimisers import AdamOf, step
 from training_settings import TrainingSettings, setting, with_default
 
 
@@ -75,6 +75,7 @@ class AdversarialGenerator(LearnedGenerator):
     shipped = ("netG_ema",)
     resumable = ("netG", "optG", "netD", "optD")
     trained = ("netG", "netD")
+    optD = AdamOf("netD")
     image_at_crop_size = True
 
     def build_generator(self):
@@ -89,12 +90,10 @@ class AdversarialGenerator(LearnedGenerator):
     def build(self):
         c = self.config
         self.netG = self.build_generator().to(self.device)
-        self.optG = adam(self.netG.parameters(), c["lr"])
         self.netG.apply(weights_init)
         self.netG_ema = copy.deepcopy(self.netG).eval().requires_grad_(False)
         self.netD = MultiscaleDiscriminator(self.render_poses.channels + 3, c["d_base"], c["d_scales"]).to(self.device)
         self.netD.apply(weights_init)
-        self.optD = adam(self.netD.parameters(), c["lr"])
         self.ema_updates = 0  # for the average's warm-up (ema.ema_decay)
 
     @property

@@ -6,6 +6,7 @@ from checkpoints import load_checkpoint, save_checkpoint
 from data_parallel import Ranks, distribute, ranks, unwrap
 from generator_base import Generator, finite_number
 from nets import images_to_tensor, pick_device, tensor_to_images
+from optimisers import AdamOf
 from poses import STICK_FIGURES
 from provenance import MAX_FRAMES, check_record, check_renderer, split_config, whole
 from runtime import runtime_net
@@ -33,8 +34,9 @@ class LearnedGenerator(Generator):
       trained      the networks train_step runs, wrapped for data parallelism under torchrun
       render_poses how a skeleton is drawn for its networks (a poses.PoseRenderer: its
                    `channels` are the pose input's width)
-    and implement `build` (create the networks and optimisers), `train_step`, and, when
-    the network that makes the images is not netG, `inference_net`.
+    and implement `build` (create the networks), `train_step`, and, when the network that
+    makes the images is not netG, `inference_net`. `optG` is netG's Adam, made at its first use
+    (optimisers.AdamOf: inference never needs one); a critic's is `optD = AdamOf("netD")`.
     """
 
     kind = "LearnedGenerator"
@@ -48,6 +50,7 @@ class LearnedGenerator(Generator):
     resumable = ("optG",)
     trained = ("netG",)
     render_poses = STICK_FIGURES
+    optG = AdamOf("netG")
     runtime = "torch"            # what runs the network at inference (runtime.py; see use_runtime)
 
     def __init_subclass__(cls, **kwargs):
@@ -85,7 +88,8 @@ class LearnedGenerator(Generator):
             setattr(self, name, distribute(getattr(self, name), self.device, sync_batch_norm))
 
     def build(self):
-        """Create the networks and optimisers this config describes (netG and optG at least)."""
+        """Create the networks this config describes (netG at least; their optimisers are made at
+        their first use: `optG`, AdamOf)."""
         raise NotImplementedError
 
     @property

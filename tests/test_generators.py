@@ -223,6 +223,29 @@ def test_pix2pix_save_load_keeps_the_ema_weights_and_drops_the_critic(tiny_pix2p
     gen.save(tmp_path / "full.pth", training=True)
     resumed = GenPix2Pix.load(tmp_path / "full.pth")
     assert all(torch.equal(a, b) for a, b in zip(resumed.netD.state_dict().values(), gen.netD.state_dict().values()))
+    # The optimisers' states come back too (exact resume), into optimisers made at their first use.
+    for name in ("optG", "optD"):
+        want, got = getattr(gen, name).state_dict(), getattr(resumed, name).state_dict()
+        assert want["param_groups"] == got["param_groups"] and want["state"].keys() == got["state"].keys()
+        assert all(torch.equal(want["state"][k]["exp_avg"], got["state"][k]["exp_avg"]) for k in want["state"])
+
+
+@pytest.mark.parametrize("make_gen", [lambda: GenVanillaNN(input="ske", device="cpu"), lambda: GenGAN(device="cpu"),
+                                      lambda: GenPix2Pix(device="cpu", image_size=64, g_base=16, d_base=8)])
+def test_an_optimiser_is_made_at_its_first_use_on_its_networks_parameters(make_gen, tiny_pix2pix_batch, tmp_path):
+    """Inference never makes one (the first Adam of a process imports about 850 modules, 1 s);
+    a training step makes it once, over the parameters of the network it trains."""
+    gen = make_gen()
+    gen.save(tmp_path / "g.pth")
+    loaded = type(gen).load(tmp_path / "g.pth")
+    loaded.generate_batch(tiny_pix2pix_batch["skeletons"][:2])
+    assert not {"optG", "optD"} & set(vars(loaded))
+    for name, net in (("optG", "netG"), ("optD", "netD")):
+        if hasattr(gen, net):
+            optimiser = getattr(gen, name)
+            assert optimiser is getattr(gen, name) and vars(gen)[name] is optimiser
+            assert [p for g in optimiser.param_groups for p in g["params"]] == list(getattr(gen, net).parameters())
+            assert optimiser.defaults["lr"] == gen.config["lr"]
 
 
 # ---- the shared base class ----

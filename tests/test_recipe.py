@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch.nn as nn
 
 from learned_generator import LearnedGenerator
-from optimisers import adam, step
+from optimisers import step
 from project import cli_main
 from trainer_cli import train_main
 from training_settings import TrainingSettings, setting
@@ -40,8 +40,7 @@ class GenToy(LearnedGenerator):
 
     def build(self):
         width = self.config["width"]
-        self.netG = _Toy(self.render_poses.channels, width).to(self.device)
-        self.optG = adam(self.netG.parameters(), self.config["lr"])
+        self.netG = _Toy(self.render_poses.channels, width).to(self.device)   # optG: netG's Adam, made when training asks
 
     def train_step(self, batch):
         self.netG.train()

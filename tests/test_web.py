@@ -16,7 +16,7 @@ import web_inputs
 import web_jobs
 import web_live
 from browser import browser, chromium, watch
-from conftest import ROOT, footage, write_clip
+from conftest import ROOT, as_in_a_terminal, footage, write_clip
 from project import DanceError
 from training_log import progress
 
@@ -221,7 +221,8 @@ def page_url(tmp_path_factory):
     env = {**os.environ, "DANCE_DATA": str(data), "DANCE_WEB": str(root / "web"),
            "DANCE_UPLOADS": str(root / "uploads"), "DANCE_CACHE": str(root / "cache")}
     server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "wb"))
+                              stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "wb"),
+                              preexec_fn=as_in_a_terminal)   # it is stopped with SIGINT below
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 120
     while True:
