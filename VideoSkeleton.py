@@ -65,6 +65,8 @@ def choose_detect_margin(frames, margins=(0.0, DETECT_MARGIN)):
         for margin in margins:
             det.margin = margin
             counts.append(sum(det.detect(frame) is not None for frame in frames))
+            if counts[-1] == len(frames):   # found in every frame: no later margin can win (a tie keeps the first)
+                break
     return margins[int(np.argmax(counts))]
 
 

@@ -91,6 +91,30 @@ def test_a_portrait_frame_with_a_small_person_is_detected_without_a_border(tmp_p
     assert tall.detect_margin == 0 and len(tall) >= len(land) - 1 and len(land) >= 5
 
 
+@pytest.mark.parametrize("found, chosen, tried", [({0.0: 4, 0.25: 4}, 0.0, [0.0]),        # all found: no second try
+                                                   ({0.0: 3, 0.25: 4}, 0.25, [0.0, 0.25]),
+                                                   ({0.0: 2, 0.25: 2}, 0.0, [0.0, 0.25])])  # a tie keeps the first
+def test_the_border_is_the_one_that_finds_the_person_in_more_frames(monkeypatch, found, chosen, tried):
+    """choose_detect_margin on a fake detector that finds the person in `found[margin]` of 4 frames."""
+    import VideoSkeleton as vs
+    calls = {}   # margin -> frames detected with it so far
+
+    class Fake(contextlib.AbstractContextManager):
+        def __init__(self, tracking):
+            assert tracking is False
+            self.margin = None
+
+        def detect(self, frame):
+            index = calls[self.margin] = calls.get(self.margin, 0) + 1
+            return object() if index <= found[self.margin] else None
+
+        def __exit__(self, *exc):
+            return None
+
+    monkeypatch.setattr(vs, "PoseDetector", Fake)
+    assert vs.choose_detect_margin([None] * 4, margins=(0.0, 0.25)) == chosen and list(calls) == tried
+
+
 def test_person_centred_crops_keep_their_border(taichi_path):
     """Crops cut tight around the person, as taichi1.mp4's are, need the border (static MediaPipe
     found the person in 2 of 16 of its frames without it, 12 with it)."""
