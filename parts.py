@@ -83,7 +83,7 @@ def _mean_points(lm, *sets):
     pts = 2.0 * lm[..., :2].astype(np.float64) - 1.0
     ok = np.isfinite(pts).all(axis=-1)                                             # (N, 33)
     count = (ok @ members.T)[..., None]                                            # (N, K, 1)
-    total = np.einsum("kl,nlc->nkc", members, np.where(ok[..., None], pts, 0.0))
+    total = members @ np.where(ok[..., None], pts, 0.0)                          # (N, K, 2); einsum: 15x slower
     means = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     return means[:, 0] if len(sets) == 1 else means
 
