@@ -20,6 +20,9 @@ to run more than between the two paths (--levers: each of the two levers alone t
   dropped, and the latency from capture to the picture made (median, p90). The HD clips are
   cut from taichi2.mp4 (960x720, 29.97 fps) scaled to 720 and 1080 rows and padded with black
   to 1280x720 and 1920x1080 (square pixels) at 30 fps, and kept in the cache folder.
+- The machine's speed: MediaPipe alone tracking the first frames of karate1.mp4 (fixed work),
+  at the start and at the end of the run, in ms per frame: a shared machine's speed moves
+  between runs, and within one, more than most levers do.
 """
 import argparse
 import json
@@ -39,7 +42,9 @@ from DanceDemo import DanceDemo
 from files import atomic_path, check_output
 from generators import TABLE, find
 from project import DanceError, cli_main, data_path
+from pose_detector import PoseDetector
 from report import finite
+from VideoReader import VideoReader
 from VideoWriter import ffmpeg
 
 OFFLINE_SOURCE = "karate1.mp4"
@@ -53,6 +58,7 @@ PATHS = {"now": {"overlap": True, "runtime": "onnxruntime"}, "before": {"overlap
 LEVERS = {"now, PyTorch network": {"overlap": True, "runtime": "torch"},
           "onnxruntime only": {"overlap": False, "runtime": "onnxruntime"}}
 STAGES = ("read", "detect", "wait", "crop", "generate", "compose", "write")
+SPEED_FRAMES = 60          # frames of the offline source MediaPipe tracks alone for the machine's speed (--tiny: 5)
 
 log = logging.getLogger("dance")
 
@@ -171,6 +177,21 @@ def machine():
             "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()}
 
 
+def machine_speed(source, frames):
+    """The median milliseconds MediaPipe Pose takes to track one of the first `frames` frames of
+    `source`, alone: the same work in every run, so it tells how fast the machine was."""
+    with VideoReader(source) as video:
+        images = [image for _, (_, image) in zip(range(frames), video)]
+    times = []
+    with PoseDetector(tracking=True, margin=0) as detector:
+        detector.warm_up(images[0])
+        for image in images:
+            t0 = time.perf_counter()
+            detector.detect(image)
+            times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
 def main():
     parser = argparse.ArgumentParser(description="How fast the demo runs, offline and live, per stage; "
                                                  "the demo's path now against the one before.")
@@ -204,7 +225,10 @@ def main():
     if not source.exists():
         raise DanceError(f"{source}: not found; set DANCE_DATA to the folder holding the videos")
     offline_source = clip(source, None, None, seconds, folder) if args.tiny else source
-    figures = {"machine": machine(), "offline": offline(offline_source, gens, target, repeats, paths)}
+    speed_frames = 5 if args.tiny else SPEED_FRAMES
+    figures = {"machine": machine()}
+    figures["machine"]["detect_alone_ms"] = {"start": machine_speed(source, speed_frames)}
+    figures["offline"] = offline(offline_source, gens, target, repeats, paths)
     print_offline(figures["offline"])
     if not args.no_live:
         clips = {}
@@ -218,7 +242,11 @@ def main():
         live_gens = [find(g).name for g in args.live_generators.split(",")] if args.live_generators else gens
         figures["live"] = live(clips, live_gens, target, paths)
         print_live(figures["live"])
+    speed = figures["machine"]["detect_alone_ms"]
+    speed["end"] = machine_speed(source, speed_frames)
     print(f"\nmachine: {figures['machine']}")
+    print(f"its speed: MediaPipe alone {speed['start']:.1f} ms a frame at the start, {speed['end']:.1f} ms at the end "
+          "(the same work: a higher figure, a slower machine)")
     if args.json is not None:
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps(finite(figures), indent=2))

@@ -211,3 +211,5 @@ def test_the_benchmark_runs_tiny_and_writes_its_figures(tmp_path):
         assert set(paths) == {"now", "before"} and paths["now"]["frames"] > 0
         assert "generate" in paths["now"]["stages_ms"]
     assert len(figures["live"]) == 3 and "Stages, ms per frame" in done.stdout and "ratio" in done.stdout
+    speed = figures["machine"]["detect_alone_ms"]                  # the machine's speed, at both ends
+    assert set(speed) == {"start", "end"} and all(0 < ms < 1000 for ms in speed.values()) and "its speed" in done.stdout
