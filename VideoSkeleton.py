@@ -43,7 +43,9 @@ JPEG_QUALITY = 95
 HELD_OUT = 0.15         # the final 15% of the frames, by time, are never trained on (see split())
 CACHE_VERSION = 3       # bump when the extraction changes, so old caches are rebuilt (3: streams read
                         # once from the start, never seeking; pixels stretched to their display shape;
-                        # implausible detections dropped; one person followed)
+                        # implausible detections dropped; one person followed). Not bumped for the
+                        # blank's fill colour from a grid of pixels (1ae76d7): it is read only on frames
+                        # where someone else was seen, and an old cache's detections stay valid ones
 RESUME_WARM_UP = 50      # processed frames before a resume point run through the tracker again (results
                          # discarded) so that it resumes in the state an uninterrupted run had (README)
 PROBE_FRAMES = 16       # frames spread over a video on which the detection border is chosen

@@ -157,9 +157,10 @@ class StopRequest:
     """Ctrl-C (or SIGTERM, SIGHUP: project.STOP_SIGNALS) during training asks the loop to
     stop after the current step, so that the state it saves is a whole number of steps and
     --resume continues exactly where it stopped (a second one stops at once, saving nothing
-    more). Under torchrun each rank hears Ctrl-C
-    from the terminal and again from torchrun, which then sends SIGTERM: there every signal is
-    a request, and the ranks agree on the step to stop after (`agreed`)."""
+    more). Under torchrun the ranks run in sessions of their own: Ctrl-C reaches torchrun, which
+    passes the signal on to each rank once and kills those still running 30 s later (another
+    launcher may deliver it twice): there every signal is a request, and the ranks agree on the
+    step to stop after (`agreed`)."""
 
     def __enter__(self):
         self.requested = False
@@ -174,7 +175,7 @@ class StopRequest:
         """True on every rank once any rank has heard a stop signal (`agree`). The vote only
         reads this rank's flag: the handler of a signal that arrives during the all-reduce
         runs when it returns, and a flag written back from the vote would lose that signal
-        (torchrun sends its one Ctrl-C, then kills the ranks 30 s later). It returns the vote,
+        (torchrun passes on one Ctrl-C, then kills the ranks 30 s later). It returns the vote,
         not the flag, so that every rank returns the same; the late signal counts at the next."""
         stop = agree(self.requested, device)
         if stop:

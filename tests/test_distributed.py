@@ -16,6 +16,7 @@ import torch.multiprocessing as mp
 from conftest import ROOT, as_in_a_terminal, assert_one_line_error, read_until, run
 from DanceDemo import DanceDemo
 import data_parallel
+import project
 from data_parallel import Ranks, StopRequest
 from ddp_helpers import BATCH, one_step, train_one_epoch
 from generators import find
@@ -183,6 +184,7 @@ def test_a_stop_heard_during_the_ranks_vote_counts_at_the_next_vote(monkeypatch)
         return flag
 
     cpu = torch.device("cpu")
+    monkeypatch.setattr(project, "_last_stop", list(project._last_stop))   # the handler notes the signal there
     with StopRequest() as request:
         assert request.signals, "every stop signal is ignored here: nothing to test with"
         monkeypatch.setattr(data_parallel, "agree", vote_as_the_signal_arrives)

@@ -227,7 +227,8 @@ def test_pix2pix_save_load_keeps_the_ema_weights_and_drops_the_critic(tiny_pix2p
     for name in ("optG", "optD"):
         want, got = getattr(gen, name).state_dict(), getattr(resumed, name).state_dict()
         assert want["param_groups"] == got["param_groups"] and want["state"].keys() == got["state"].keys()
-        assert all(torch.equal(want["state"][k]["exp_avg"], got["state"][k]["exp_avg"]) for k in want["state"])
+        assert all(torch.equal(want["state"][k][v], got["state"][k][v]) for k in want["state"]
+                   for v in ("exp_avg", "exp_avg_sq", "step"))
 
 
 @pytest.mark.parametrize("make_gen", [lambda: GenVanillaNN(input="ske", device="cpu"), lambda: GenGAN(device="cpu"),
@@ -246,6 +247,10 @@ def test_an_optimiser_is_made_at_its_first_use_on_its_networks_parameters(make_g
             assert optimiser is getattr(gen, name) and vars(gen)[name] is optimiser
             assert [p for g in optimiser.param_groups for p in g["params"]] == list(getattr(gen, net).parameters())
             assert optimiser.defaults["lr"] == gen.config["lr"]
+    if isinstance(gen, GenPix2Pix):                      # a training step uses them, and keeps them
+        made = gen.optG, gen.optD
+        gen.train_step(tiny_pix2pix_batch)
+        assert (vars(gen)["optG"], vars(gen)["optD"]) == made and gen.optG.state
 
 
 # ---- the shared base class ----
