@@ -336,7 +336,8 @@ def main():
           f"{s['fps']:.1f} frames/s")
     if demo.live:
         gone = "; the source stopped sending frames" if s["stopped_early"] else ""
-        print(f"live: {s['captured']} frames captured, {s['dropped']} dropped (no time for them), latency "
+        print(f"live: {s['frames']} frames shown of {s['captured']} captured, {s['dropped']} dropped (no time for "
+              f"them), latency "
               f"capture to display {s['latency_ms'] or 0:.0f} ms median, {s['latency_p90_ms'] or 0:.0f} ms "
               f"90th percentile{gone}")
     return 0

@@ -102,6 +102,7 @@ class PoseDetector(QuietSolution):
         self.others, self.first_other, self.switches = 0, None, []
         self._min_confidence = min_confidence
         self._closed = False
+        self._spoken = set()   # id() of the graphs that have found someone: their start-up notes are over
         # The inference engine prints banners from a worker thread while the graph starts (at
         # the first frame it sees). Start it on a blank frame inside one quiet window, so that no
         # half banner lands later in front of a message of ours.
@@ -164,7 +165,14 @@ class PoseDetector(QuietSolution):
         h, w = image.shape[:2]
         m = int(round(self.margin * max(h, w)))
         padded = cv2.copyMakeBorder(image, m, m, m, m, cv2.BORDER_REPLICATE) if m else image
-        result = solution.process(cv2.cvtColor(padded, cv2.COLOR_BGR2RGB))
+        rgb = cv2.cvtColor(padded, cv2.COLOR_BGR2RGB)
+        if id(solution) in self._spoken:
+            result = solution.process(rgb)
+        else:  # its landmark model starts, and logs its notes, at the first person the graph sees
+            with quiet_stderr():
+                result = solution.process(rgb)
+            if result.pose_landmarks is not None:
+                self._spoken.add(id(solution))
         if result.pose_landmarks is None:
             return None
         lm = np.array([[p.x, p.y, p.z, p.visibility] for p in result.pose_landmarks.landmark],
