@@ -42,6 +42,7 @@ from DanceDemo import DanceDemo
 from files import atomic_path, check_output
 from generators import TABLE, find
 from project import DanceError, cli_main, data_path
+from pipeline import StageClock
 from pose_detector import PoseDetector
 from report import finite
 from VideoReader import VideoReader
@@ -183,14 +184,13 @@ def machine_speed(source, frames):
     `source`, alone: the same work in every run, so it tells how fast the machine was."""
     with VideoReader(source) as video:
         images = [image for _, (_, image) in zip(range(frames), video)]
-    times = []
+    clock = StageClock()
     with PoseDetector(tracking=True, margin=0) as detector:
         detector.warm_up(images[0])
         for image in images:
-            t0 = time.perf_counter()
-            detector.detect(image)
-            times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+            with clock("detect"):
+                detector.detect(image)
+    return clock.summary()["detect"]["median_ms"]
 
 
 def main():

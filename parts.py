@@ -310,7 +310,8 @@ def move_parts(refs, masks, asked, ref_landmarks):
     """`warp_parts` for references whose part masks are already drawn (`capsule_masks` times the
     person's outline; the layered bank draws them with part_boxes.draw_part_masks): each part p
     of pose i cut from refs[i, p] (N, P, C, S, S) with its mask masks[i, p] (N, P, S, S), moved
-    to asked[i] (N, 33, 4) from ref_landmarks[i, p] (N, P, 33, 4), and laid over the others. Returns (composite (N, C, S, S), coverage (N, 1, S, S))."""
+    to asked[i] (N, 33, 4) from ref_landmarks[i, p] (N, P, 33, 4), and laid over the others.
+    Returns (composite (N, C, S, S), coverage (N, 1, S, S))."""
     n, p, c, s = refs.shape[0], len(PARTS), refs.shape[2], refs.shape[-1]
     theta, weight = part_moves(asked, np.reshape(ref_landmarks, (n * p, -1, 4)), np.arange(n * p).reshape(n, p))
     to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(refs.device)  # noqa: E731

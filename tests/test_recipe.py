@@ -40,7 +40,7 @@ class GenToy(LearnedGenerator):
 
     def build(self):
         width = self.config["width"]
-        self.netG = _Toy(self.render_poses.channels, width).to(self.device)   # optG: netG's Adam, made when training asks
+        self.netG = _Toy(self.render_poses.channels, width).to(self.device)   # optG: made when training asks
 
     def train_step(self, batch):
         self.netG.train()

@@ -156,7 +156,8 @@ def test_blank_out_fills_the_persons_box_with_the_frames_median_colour(karate_fr
     assert small.shape[0] * small.shape[1] <= pose_detector.BLANK_SAMPLES < large.shape[0] * large.shape[1]
     for frame, exact in ((small, True), (large, False)):
         h, w = frame.shape[:2]
-        cols, rows = (int(w * (0.4 - grow[0])), int(w * (0.6 + grow[0]))), (int(h * (0.3 - grow[1])), int(h * (0.7 + grow[1])))
+        cols = int(w * (0.4 - grow[0])), int(w * (0.6 + grow[0]))
+        rows = int(h * (0.3 - grow[1])), int(h * (0.7 + grow[1]))
         before = frame.copy()
         out = pose_detector.blank_out(frame, landmarks)
         np.testing.assert_array_equal(frame, before)
