@@ -106,41 +106,70 @@ def move_parts_boxed(images, part_masks, boxes, rows, asked, ref_landmarks, plat
     ref_landmarks (M, 33, 4) the bank's; plates (N, C, S, S) float: what the parts are laid
     over. Returns (the composite over the plate (N, C, S, S), the parts' coverage (N, 1, S, S) in
     [0, 1]). Each part reads only its mask's box in the reference, one pixel wider: bilinear
-    sampling with a nonzero mask weight reads no pixel beyond it."""
+    sampling with a nonzero mask weight reads no pixel beyond it. A part that two asked poses
+    take from the same reference with the same move (the layered generator's two candidates
+    share about a third of their parts) is sampled once."""
     n, p, s = len(rows), len(PARTS), images.shape[-1]
     theta, weight = part_moves(asked, ref_landmarks, rows)                     # (N, P, 2, 3), (N, P)
     source_boxes = boxes[rows, np.arange(p)]                                   # (N, P, 4)
     land = landing_boxes(theta, source_boxes, s)                               # (N, P, 4)
     order = depth_order(asked)                                                 # farthest first
     images, part_masks = images.numpy(), part_masks.numpy()
-    composite, cover = plates.numpy().copy(), np.zeros((n, 1, s, s), np.float32)
-    centres = (2.0 * np.arange(s) + 1.0) / s - 1.0                             # pixel centres, grid units
+    c = images.shape[1]
+    # The composite and its coverage as one stack of C + 1 channels: "over" lays a part's colours
+    # and a coverage of 1 with the same mask m, layer <- layer + m (part - layer).
+    layers = np.zeros((n, c + 1, s, s), np.float32)
+    layers[:, :c] = plates.numpy()
+    # Pixel centres as (x, y, 1) rows: a part's sampling points are one product with its move.
+    centres = ((2.0 * np.arange(s) + 1.0) / s - 1.0).astype(np.float32)       # grid units
+    homogeneous = np.stack([*np.meshgrid(centres, centres, indexing="xy"), np.ones((s, s), np.float32)], -1)
     # Python numbers for the loop's bookkeeping: indexing numpy arrays element by element costs
     # more than the sampling for the smaller parts (28 parts a frame).
     theta_, weight_, rows_, land_, source_ = (x.tolist() for x in (theta.astype(np.float64), weight, rows, land,
                                                                     source_boxes))
+    moved_before = {}
     for i in range(n):
         for q in order[i].tolist():
             r, (x0, y0, x1, y1), w = rows_[i][q], land_[i][q], weight_[i][q]
             if w <= 0 or x1 <= x0:
                 continue
-            # The reference's box, one pixel wider, and the map into its own grid coordinates.
-            u0, v0, u1, v1 = source_[i][q]
-            u0, v0, u1, v1 = max(u0 - 1, 0), max(v0 - 1, 0), min(u1 + 1, s), min(v1 + 1, s)
-            (a, b, c), (d, e, f) = theta_[i][q]
-            gx, gy = centres[None, x0:x1], centres[y0:y1, None]
-            grid = np.empty((1, y1 - y0, x1 - x0, 2), np.float32)
-            grid[0, ..., 0] = ((a * gx + b * gy + c + 1.0) * s - 2.0 * u0) / (u1 - u0) - 1.0
-            grid[0, ..., 1] = ((d * gx + e * gy + f + 1.0) * s - 2.0 * v0) / (v1 - v0) - 1.0
-            source = np.empty((1, images.shape[1] + 1, v1 - v0, u1 - u0), np.float32)
-            np.multiply(images[r, :, v0:v1, u0:u1], np.float32(1 / 127.5), out=source[0, :-1])
-            source[0, :-1] -= np.float32(1.0)
-            np.multiply(part_masks[r, q, v0:v1, u0:u1], np.float32(1 / 255.0), out=source[0, -1])
-            moved = F.grid_sample(torch.from_numpy(source), torch.from_numpy(grid), mode="bilinear",
-                                  padding_mode="zeros", align_corners=False)[0].numpy()
-            m = moved[-1:] * np.float32(w)
-            region = composite[i, :, y0:y1, x0:x1]
-            region += m * (moved[:-1] - region)                                # "over": m part + (1 - m) region
-            covered = cover[i, :, y0:y1, x0:x1]
-            covered += m * (1.0 - covered)
-    return torch.from_numpy(composite), torch.from_numpy(cover)
+            key = (r, q, *theta_[i][q][0], *theta_[i][q][1])
+            part = moved_before.get(key)
+            if part is None:
+                part = moved_before[key] = _sample_part(images[r], part_masks[r, q], source_[i][q], theta_[i][q],
+                                                        homogeneous[y0:y1, x0:x1], s)
+            colours, mask = part
+            m = mask * np.float32(w)
+            region = layers[i, :, y0:y1, x0:x1]
+            change = colours - region
+            change *= m
+            region += change                                                   # "over": m part + (1 - m) region
+    return torch.from_numpy(np.ascontiguousarray(layers[:, :c])), torch.from_numpy(np.ascontiguousarray(layers[:, c:]))
+
+
+_IMAGE_VALUES = np.arange(256, dtype=np.uint8) * np.float32(1 / 127.5) - np.float32(1.0)   # uint8 -> [-1, 1]
+_MASK_VALUES = np.arange(256, dtype=np.uint8) * np.float32(1 / 255.0)                      # uint8 -> [0, 1]
+
+
+def _sample_part(image, mask, box, theta, points, s):
+    """One part moved: (its colours with a last channel of ones (C + 1, h, w), its mask (1, h, w)),
+    sampled at `points` (h, w, 3) (pixel centres (x, y, 1) of the asked frame's landing box, grid
+    units) through `theta` (2 x 3, asked -> reference grid) from the box (x0, y0, x1, y1) of its
+    reference `image` (C, S, S) uint8 and part `mask` (S, S) uint8, one pixel wider."""
+    u0, v0, u1, v1 = box
+    u0, v0, u1, v1 = max(u0 - 1, 0), max(v0 - 1, 0), min(u1 + 1, s), min(v1 + 1, s)
+    # The move into the widened box's own grid coordinates (-1 and 1 at its edges).
+    (a, b, e), (c, d, f) = theta
+    kx, ky = s / (u1 - u0), s / (v1 - v0)
+    to_box = np.array([[a * kx, c * ky], [b * kx, d * ky], [((e + 1.0) * s - 2.0 * u0) / (u1 - u0) - 1.0,
+                                                           ((f + 1.0) * s - 2.0 * v0) / (v1 - v0) - 1.0]], np.float32)
+    grid = points @ to_box                                                    # (h, w, 2)
+    channels = image.shape[0]
+    source = np.empty((1, channels + 1, v1 - v0, u1 - u0), np.float32)
+    np.take(_IMAGE_VALUES, image[:, v0:v1, u0:u1], out=source[0, :-1])
+    np.take(_MASK_VALUES, mask[v0:v1, u0:u1], out=source[0, -1])
+    moved = F.grid_sample(torch.from_numpy(source), torch.from_numpy(grid[None]), mode="bilinear",
+                          padding_mode="zeros", align_corners=False)[0].numpy()
+    mask = moved[-1:].copy()
+    moved[-1] = 1.0
+    return moved, mask
