@@ -51,6 +51,7 @@ from live import live_kind
 from Motion import TRAVEL_ROOM, Calibration, normalised_box, travel_share, video_pose_stats
 from panels import PANEL, label, place_crop, placeholder
 from pipeline import generating_threads, prefetch, torch_threads
+from runtime import DEFAULT_RUNTIME
 from project import PROJECT_DIR, DanceError, cli_main, data_path
 from Skeleton import Skeleton, crop_person
 from smoothing import SMOOTHERS, smooth_stream
@@ -89,7 +90,7 @@ class DanceDemo:
     """
 
     def __init__(self, source, gen_type=DEFAULT, target=None, model=None, every=1, panel=PANEL,
-                 smooth=None, normalise="auto", live=False, overlap=True, runtime="onnxruntime"):
+                 smooth=None, normalise="auto", live=False, overlap=True, runtime=DEFAULT_RUNTIME):
         self.row = find(gen_type)
         if every < 1:
             raise DanceError(f"--every must be at least 1 (got {every})")
@@ -109,11 +110,11 @@ class DanceDemo:
         self.generator = make_generator(self.row, data_path(target or DEFAULT_TARGET), model)
         self.target_name = self.generator.target_name
         # Overlapped, detection has a core of its own and the generator's threads the others (on two
-        # cores, one each: pipeline.generating_threads), for ONNX Runtime here, PyTorch in frames().
+        # cores, one each: pipeline.generating_threads), for the inference runtime here, PyTorch in frames().
         self.threads = min(torch.get_num_threads(), generating_threads()) \
             if overlap and self.source.detects else None
-        # ONNX Runtime runs a learned generator's network (runtime.py: 2x PyTorch's speed on a CPU,
-        # pictures within a grey level); runtime="torch" runs PyTorch, the reference.
+        # An inference runtime runs a learned generator's network (runtime.py: OpenVINO, 2x PyTorch's
+        # speed on a CPU, pictures within a grey level); runtime="torch" runs PyTorch, the reference.
         if hasattr(self.generator, "use_runtime"):
             self.generator.use_runtime(runtime, self.threads)
         # The source is cropped as the generator's training crops were (the model records how).

@@ -198,6 +198,11 @@ class GenLayered(BankGenerator):
     settings = LayeredSettings
     bank_class = LayeredBank
     keeps_state = True  # its references, kept from frame to frame (hysteresis)
+    # Its network's picture is, pixel by pixel, a selection among float32 candidates: bfloat16's
+    # rounding in the U-Net moves a selection weight, not the candidates, and the pictures stay
+    # within one grey level of float32's (170 karate1 frames; tests/test_pipeline.py). pix2pix,
+    # which paints every pixel, moves by up to 3 and stays float32.
+    inference_precision = "bf16"
 
     def build(self):
         self.previous = None                       # the references of the last frame (hysteresis)

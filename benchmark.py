@@ -6,9 +6,10 @@
 
 Every figure is measured on the path the demo takes now (the stages overlapped: the next frame
 read and detected on a thread while this one is generated, pipeline.prefetch; the network run by
-ONNX Runtime, runtime.py) and on the path it took before (one stage after the other, PyTorch), in
+OpenVINO, runtime.py) and on the path it took before (one stage after the other, PyTorch), in
 the same run, and printed as a ratio of the two, since timings on a shared machine vary from run
-to run more than between the two paths (--levers: each of the two levers alone too).
+to run more than between the two paths (--levers: each lever alone too). Offline, the demo's
+default generator's time is also printed as a ratio to pix2pix's (issue 23's target: 1.1x).
 
 - Offline: `DanceDemo(karate1.mp4).draw(output=...)`, after a warm-up run on each path, the paths
   taking turns to go first: wall seconds (median of --repeats, model loading included) and
@@ -40,7 +41,7 @@ import torch
 from caches import cache_dir
 from DanceDemo import DanceDemo
 from files import atomic_path, check_output
-from generators import TABLE, find
+from generators import DEFAULT, TABLE, find
 from project import DanceError, cli_main, data_path
 from pipeline import StageClock
 from pose_detector import PoseDetector
@@ -53,12 +54,14 @@ LIVE_CLIPS = (("karate1.mp4", None, None), ("taichi2.mp4", (1280, 720), 30), ("t
 HD_START_S = 10            # the HD clips start here in taichi2.mp4 (past its title)
 GENERATORS = ("nearest", "pix2pix", "layered")
 TINY_SECONDS = 0.5         # --tiny: clips this long, one repeat
-# The demo's path now (stages overlapped, the network run by ONNX Runtime) and before issue 23
-# (one stage after the other, PyTorch); --levers adds each lever alone (docs/speed.md).
-PATHS = {"now": {"overlap": True, "runtime": "onnxruntime"}, "before": {"overlap": False, "runtime": "torch"}}
+# The demo's path now (stages overlapped, the network run by OpenVINO) and before issue 23 (one
+# stage after the other, PyTorch); --levers adds each lever alone (docs/speed.md).
+PATHS = {"now": {"overlap": True, "runtime": "openvino"}, "before": {"overlap": False, "runtime": "torch"}}
 LEVERS = {"now, PyTorch network": {"overlap": True, "runtime": "torch"},
-          "onnxruntime only": {"overlap": False, "runtime": "onnxruntime"}}
+          "now, onnxruntime": {"overlap": True, "runtime": "onnxruntime"},
+          "openvino only": {"overlap": False, "runtime": "openvino"}}
 STAGES = ("read", "detect", "wait", "crop", "generate", "compose", "write")
+TARGET_OFFLINE_RATIO = 1.1  # issue 23: the default generator's offline time within this of pix2pix's
 SPEED_FRAMES = 60          # frames of the offline source MediaPipe tracks alone for the machine's speed (--tiny: 5)
 
 log = logging.getLogger("dance")
@@ -86,6 +89,19 @@ def clip(video, size, fps, seconds, folder):
             raise DanceError(f"{video}: could not be cut into a benchmark clip ({done.stderr.strip()[-200:]})")
         tmp.replace(out)
     return out
+
+
+def live_clips(seconds, folder):
+    """{name: path}: the clips of LIVE_CLIPS whose videos are in the data folder (`clip`)."""
+    clips = {}
+    for video, size, fps in LIVE_CLIPS:
+        path = data_path(video)
+        if path.exists():
+            made = clip(path, size, fps, seconds, folder)
+            clips[made.stem] = made
+        else:
+            log.warning("%s not found: its live clips are left out", path)
+    return clips
 
 
 def run_demo(source, gen, target, path, live):
@@ -150,6 +166,10 @@ def print_offline(figures):
         for path, f in paths.items():
             print(f"{gen:<10} {path:<17} {f['seconds']:>8.2f} {f['load_s']:>8.2f} {f['fps']:>6.1f} "
                   f"{ratio(f['seconds'], paths['before']['seconds']):>7}")
+    if DEFAULT in figures and "pix2pix" in figures and DEFAULT != "pix2pix":
+        print(f"{DEFAULT} / pix2pix, path now: "
+              f"{ratio(figures[DEFAULT]['now']['seconds'], figures['pix2pix']['now']['seconds'])} (target: at most "
+              f"{TARGET_OFFLINE_RATIO}x)")
     print("\nStages, ms per frame, median / p90 (read and detect: on their own thread when overlapped)")
     print(f"{'generator':<10} {'path':<17} " + " ".join(f"{stage:>13}" for stage in STAGES))
     for gen, paths in figures.items():
@@ -208,7 +228,8 @@ def main():
     parser.add_argument("--tiny", action="store_true", help=f"clips of {TINY_SECONDS} s, one repeat (CI)")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     parser.add_argument("--no-live", action="store_true", help="offline figures only")
-    parser.add_argument("--levers", action="store_true", help="also with ONNX Runtime running the networks")
+    parser.add_argument("--levers", action="store_true", help="also each lever alone: the overlap, and the "
+                        "network run by PyTorch, ONNX Runtime or OpenVINO")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     gens = [find(g).name for g in args.generators.split(",")]
@@ -232,14 +253,7 @@ def main():
     figures["offline"] = offline(offline_source, gens, target, repeats, paths)
     print_offline(figures["offline"])
     if not args.no_live:
-        clips = {}
-        for video, size, fps in LIVE_CLIPS:
-            path = data_path(video)
-            if path.exists():
-                made = clip(path, size, fps, seconds, folder)
-                clips[made.stem] = made
-            else:
-                log.warning("%s not found: its live clips are left out", path)
+        clips = live_clips(seconds, folder)
         live_gens = [find(g).name for g in args.live_generators.split(",")] if args.live_generators else gens
         figures["live"] = live(clips, live_gens, target, paths)
         print_live(figures["live"])

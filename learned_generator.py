@@ -52,6 +52,9 @@ class LearnedGenerator(Generator):
     render_poses = STICK_FIGURES
     optG = AdamOf("netG")
     runtime = "torch"            # what runs the network at inference (runtime.py; see use_runtime)
+    # The arithmetic a runtime may run the network in (runtime.PRECISIONS): float32, unless a
+    # generator's pictures are shown to stay within a grey level in bfloat16 (GenLayered).
+    inference_precision = "f32"
 
     def __init_subclass__(cls, **kwargs):
         """A subclass's defaults and ranges: its settings dataclass's."""
@@ -99,9 +102,9 @@ class LearnedGenerator(Generator):
 
     # -- inference --
     def use_runtime(self, runtime, threads=None):
-        """Run the network at inference with `runtime`: "torch" (the reference, the default here)
-        or "onnxruntime" (runtime.py: within a grey level of it, 2x faster on a CPU; the demo's),
-        on `threads` threads (ONNX Runtime's; None: as many as PyTorch's)."""
+        """Run the network at inference with `runtime`: "torch" (the reference, the default here),
+        "openvino" (the demo's) or "onnxruntime" (runtime.py: pictures within a grey level of
+        PyTorch's, faster on a CPU), on `threads` threads (the runtime's; None: as many as PyTorch's)."""
         self.runtime, self._threads, self._runner = runtime, threads, None
 
     def _inference_runner(self):
@@ -111,7 +114,8 @@ class LearnedGenerator(Generator):
         runner, made_for = getattr(self, "_runner", None), getattr(self, "_runner_net", None)
         if runner is None or made_for is not net:
             threads = getattr(self, "_threads", None)
-            self._runner, self._runner_net = runtime_net(net, self.runtime, self.device, threads), net
+            self._runner, self._runner_net = runtime_net(net, self.runtime, self.device, threads,
+                                                                    self.inference_precision), net
         return self._runner
 
     @torch.no_grad()

@@ -1,13 +1,18 @@
-"""A generator network run by ONNX Runtime instead of PyTorch: the demo's default on a CPU.
+"""A generator network run by an inference runtime instead of PyTorch: the demo's way on a CPU.
 
-ONNX Runtime is made for inference (Conv and BatchNorm fused, its own convolution kernels): on
-this project's 2-core CPU it runs the layered generator's fusion U-Net in 15.6 ms on one thread
-where PyTorch takes 32 ms, outputs within 2e-6 of PyTorch's (measured: runs/ in docs/speed.md;
-pictures within one grey level on under 1e-4 of values: tests/test_pipeline.py). PyTorch stays
-the reference: `DanceDemo(runtime="torch")`, or DANCE_RUNTIME=torch, runs it; training and
-evaluate.py always do. The network is exported once, in memory, at its first batch
-(TorchScript-based exporter, opset 17, the batch size free), from the batch's tensors; the
-session is fed the ones it reads. Without the onnxruntime package, or on a GPU, PyTorch runs.
+The network is exported once, in memory, to ONNX at its first batch (TorchScript-based exporter,
+opset 17, the batch size free), from the batch's tensors, and run by one of two runtimes made
+for inference (Conv and BatchNorm fused, their own convolution kernels), each session fed the
+tensors it reads:
+  openvino      the demo's default. On this project's 2-core CPU (Intel, AMX) it runs the layered
+                generator's fusion U-Net in 5.2-5.4 ms on one thread where ONNX Runtime takes
+                7.4-7.8 and PyTorch 10.4 (docs/speed.md), in bfloat16 for a network whose
+                generator allows it (`Generator.inference_precision`: the layered one, whose
+                pictures stay within one grey level; tested), in float32 otherwise (within 1e-5
+                of PyTorch) and on any CPU without bfloat16 arithmetic.
+  onnxruntime   float32, within 2e-6 of PyTorch (the default until OpenVINO replaced it).
+PyTorch stays the reference: `DanceDemo(runtime="torch")`, or DANCE_RUNTIME=torch, runs it;
+training and evaluate.py always do. On a GPU, or where neither package is installed, PyTorch runs.
 """
 import importlib.util
 import io
@@ -21,12 +26,15 @@ import torch
 log = logging.getLogger("dance")
 
 OPSET = 17
-RUNTIMES = ("torch", "onnxruntime")
+RUNTIMES = ("torch", "onnxruntime", "openvino")
+DEFAULT_RUNTIME = "openvino"
+PRECISIONS = ("f32", "bf16")      # bf16: bfloat16 products, float32 sums, where the CPU has the arithmetic
+_NEEDS = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino")}  # onnx: the exporter's
 
 
-def available():
-    """Whether ONNX Runtime (and the exporter's onnx package) can be used here."""
-    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
+def available(runtime="onnxruntime"):
+    """Whether `runtime` (and the exporter's onnx package) can be used here."""
+    return all(importlib.util.find_spec(name) is not None for name in _NEEDS[runtime])
 
 
 class _Positional(torch.nn.Module):
@@ -40,55 +48,116 @@ class _Positional(torch.nn.Module):
         return self.net(dict(zip(self.names, tensors)))
 
 
-class OnnxNet:
-    """`net` (a module taking a batch dict, returning one tensor) run by ONNX Runtime:
-    `OnnxNet(net)(batch)` returns what `net(batch)` returns, as a torch tensor (CPU only).
-    Exported at the first call, from that batch's tensors (their names sorted)."""
+def export_onnx(net, batch):
+    """`net` (a module taking a batch dict) as an ONNX model (bytes) whose inputs are the batch's
+    floating-point tensors, by name, sorted: (model, names)."""
+    names = sorted(k for k, v in batch.items() if torch.is_tensor(v) and v.is_floating_point())
+    buffer = io.BytesIO()
+    # The exporter runs the module in eval mode, then puts back the mode of the module it was
+    # given: the wrapper must be in eval mode too, or `net` is left training (its BatchNorm
+    # then normalising each batch by itself).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's notes on the legacy path and on constants
+        torch.onnx.export(_Positional(net, names).eval(), tuple(batch[k] for k in names), buffer, dynamo=False,
+                          opset_version=OPSET, input_names=names, output_names=["image"],
+                          dynamic_axes={**{k: {0: "batch"} for k in names}, "image": {0: "batch"}})
+    return buffer.getvalue(), names
 
-    def __init__(self, net, threads=None):
-        self.net, self.threads = net.eval(), threads or torch.get_num_threads()
-        self.session = self.names = None
 
-    def _export(self, batch):
+def cpu_has_bf16():
+    """Whether OpenVINO finds bfloat16 arithmetic on this CPU (AVX512-BF16 or AMX)."""
+    import openvino as ov
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+class _OnnxRuntimeSession:
+    """An ONNX model run by ONNX Runtime on `threads` threads (float32 only)."""
+
+    precision = "f32"
+
+    def __init__(self, model, threads, precision):
         import onnxruntime as ort
-        self.names = sorted(k for k, v in batch.items() if torch.is_tensor(v) and v.is_floating_point())
-        tensors = tuple(batch[k] for k in self.names)
-        buffer = io.BytesIO()
-        # The exporter runs the module in eval mode, then puts back the mode of the module it was
-        # given: the wrapper must be in eval mode too, or `net` is left training (its BatchNorm
-        # then normalising each batch by itself).
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's notes on the legacy path and on constants
-            torch.onnx.export(_Positional(self.net, self.names).eval(), tensors, buffer, dynamo=False,
-                              opset_version=OPSET, input_names=self.names, output_names=["image"],
-                              dynamic_axes={**{k: {0: "batch"} for k in self.names}, "image": {0: "batch"}})
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         # ONNX Runtime's threads spin for a while after each run by default, waiting for the next:
         # on two cores that spinning takes the CPU from detection (measured: 1.19x the demo's time).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3   # errors only: its notes on unused initialisers are not ours
-        self.session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
-        self.reads = [i.name for i in self.session.get_inputs()]
+        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def run(self, feed):
+        return self.session.run(None, feed)[0]
+
+
+class _OpenVinoSession:
+    """An ONNX model compiled by OpenVINO for the CPU, on `threads` threads, in `precision`
+    (bf16 only where the CPU has bfloat16 arithmetic: AVX512-BF16 or AMX; else f32)."""
+
+    def __init__(self, model, threads, precision):
+        import openvino as ov
+        core = ov.Core()
+        if precision == "bf16" and not cpu_has_bf16():
+            precision = "f32"   # asked explicitly: OpenVINO would emulate it, slower than float32
+        compiled = core.compile_model(core.read_model(model), "CPU", {
+            "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": precision,
+            # Its thread left free to move: detection's threads share the same two cores.
+            "ENABLE_CPU_PINNING": False})
+        self.precision = precision
+        self.request = compiled.create_infer_request()
+        self.inputs = [port.get_any_name() for port in compiled.inputs]
+
+    def run(self, feed):
+        return self.request.infer(feed)[0].copy()   # the request's own buffer is reused by the next run
+
+
+_SESSIONS = {"onnxruntime": _OnnxRuntimeSession, "openvino": _OpenVinoSession}
+
+
+class OnnxNet:
+    """`net` (a module taking a batch dict, returning one tensor) run from its ONNX export by
+    `runtime` ("openvino" or "onnxruntime"): `OnnxNet(net)(batch)` returns what `net(batch)`
+    returns, as a torch tensor (CPU only), within the runtime's tolerance (module docstring).
+    Exported at the first call, from that batch's tensors (their names sorted); `precision`
+    "bf16" lets OpenVINO compute in bfloat16 where the CPU can (`session.precision` says)."""
+
+    def __init__(self, net, threads=None, runtime="onnxruntime", precision="f32"):
+        if runtime not in _SESSIONS or precision not in PRECISIONS:
+            raise ValueError(f"unknown runtime {runtime!r} or precision {precision!r}")
+        self.net, self.threads = net.eval(), threads or torch.get_num_threads()
+        self.runtime, self.precision = runtime, precision
+        self.session = self.names = None
+
+    def _export(self, batch):
+        model, self.names = export_onnx(self.net, batch)
+        self.session = _SESSIONS[self.runtime](model, self.threads, self.precision)
+        self.reads = self.session.inputs
 
     def __call__(self, batch):
         if self.session is None:
             self._export(batch)
         feed = {k: np.ascontiguousarray(batch[k].numpy(), np.float32) for k in self.reads}
-        return torch.from_numpy(self.session.run(None, feed)[0])
+        return torch.from_numpy(self.session.run(feed))
 
 
-def runtime_net(net, runtime, device, threads=None):
+def runtime_net(net, runtime, device, threads=None, precision="f32"):
     """What runs `net` at inference: the network itself, or an OnnxNet on `threads` threads (None:
-    PyTorch's count) for "onnxruntime" on a CPU where ONNX Runtime is installed (else the network,
-    with a note)."""
+    PyTorch's count) for "openvino" or "onnxruntime" on a CPU, in `precision` where the runtime
+    allows it; the other of the two where the one asked for is not installed, else the network
+    (with a note)."""
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if runtime == "torch" or os.environ.get("DANCE_RUNTIME") == "torch":
         return net
-    if torch.device(device).type != "cpu" or not available():
-        log.info("runtime onnxruntime: %s; PyTorch runs the network",
-                 "not on a GPU" if torch.device(device).type != "cpu" else "onnxruntime is not installed")
+    if torch.device(device).type != "cpu":
+        log.info("runtime %s: not on a GPU; PyTorch runs the network", runtime)
         return net
-    return OnnxNet(net, threads)
+    for candidate in (runtime, *(r for r in _SESSIONS if r != runtime)):
+        if available(candidate):
+            if candidate != runtime:
+                log.info("runtime %s is not installed; %s runs the network", runtime, candidate)
+            return OnnxNet(net, threads, candidate, precision)
+    log.info("runtime %s is not installed; PyTorch runs the network", runtime)
+    return net

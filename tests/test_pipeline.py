@@ -1,7 +1,7 @@
 """The demo's pipeline: the next frame read and detected on a thread while this one is
 generated (pipeline.prefetch), the same pictures as the sequential path, in order, at most one
-frame later; the networks run by ONNX Runtime within a grey level of PyTorch's pictures; the
-stage clock; and the benchmark, run tiny (figures printed, no speed asserted)."""
+frame later; the networks run by OpenVINO or ONNX Runtime within a grey level of PyTorch's
+pictures; the stage clock; and the benchmark, run tiny (figures printed, no speed asserted)."""
 import json
 import os
 import subprocess
@@ -19,9 +19,11 @@ from evaluate import Slowed
 import pipeline
 from pipeline import StageClock, generating_threads, prefetch, torch_threads
 from pose_detector import PoseDetector
+import runtime as runtime_module
 from runtime import OnnxNet
 
 SLOW_S = 0.1   # the slowed generator's pause a frame: 2.5 frame periods of a 25 fps clip
+BF16_SHARE = 0.05   # most of a picture's values a bfloat16 network may move by its one grey level
 
 
 def test_prefetch_keeps_the_order_and_asks_for_the_next_item_only_when_there_is_room():
@@ -73,7 +75,8 @@ def test_the_stage_clock_times_each_stage_and_each_item():
     assert summary["work"]["median_ms"] >= 9 and summary["read"]["median_ms"] < summary["work"]["median_ms"]
 
 
-def test_onnx_runtime_runs_a_network_as_pytorch_does_and_leaves_it_in_eval_mode():
+@pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])
+def test_an_inference_runtime_runs_a_network_as_pytorch_does_and_leaves_it_in_eval_mode(runtime):
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -87,10 +90,54 @@ def test_onnx_runtime_runs_a_network_as_pytorch_does_and_leaves_it_in_eval_mode(
     with torch.no_grad():
         net.norm.running_mean.uniform_(-1, 1), net.norm.running_var.uniform_(0.5, 2)
         batch = {"pose": torch.randn(2, 3, 16, 16), "plate": torch.randn(2, 3, 16, 16), "frame": torch.arange(2)}
-        ran = OnnxNet(net)(batch)
-        assert not net.training                                      # the exporter put back eval mode
+        runner = OnnxNet(net, runtime=runtime)
+        ran = runner(batch)
+        assert runner.session.precision == "f32" and not net.training                                      # the exporter put back eval mode
         torch.testing.assert_close(ran, net(batch), rtol=0, atol=1e-5)  # eval mode: the running statistics
         assert not torch.allclose(ran, net.train()(batch), atol=1e-3)  # ... not the batch's
+
+
+class TwoConvs(torch.nn.Module):
+    """A small network that reads a batch dict, as the generators' networks do."""
+
+    def __init__(self):
+        super().__init__()
+        self.convs = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 1))
+
+    def forward(self, batch):
+        return self.convs(batch["pose"])
+
+
+def test_openvino_computes_in_bfloat16_only_where_asked_and_where_the_cpu_can(monkeypatch):
+    torch.manual_seed(0)
+    net, batch = TwoConvs(), {"pose": torch.randn(1, 3, 16, 16)}
+    with torch.no_grad():
+        reference = net(batch)
+        if runtime_module.cpu_has_bf16():       # this project's CPU has it: bfloat16's 3 digits show
+            half = OnnxNet(net, runtime="openvino", precision="bf16")
+            out = half(batch)
+            assert half.session.precision == "bf16" and 1e-5 < (out - reference).abs().max() < 0.1
+        monkeypatch.setattr(runtime_module, "cpu_has_bf16", lambda: False)
+        full = OnnxNet(net, runtime="openvino", precision="bf16")
+        torch.testing.assert_close(full(batch), reference, rtol=0, atol=1e-5)
+        assert full.session.precision == "f32"
+    with pytest.raises(ValueError, match="precision"):
+        OnnxNet(net, runtime="openvino", precision="f16")
+
+
+def test_the_runtime_asked_for_runs_or_the_other_one_or_pytorch(monkeypatch):
+    net = torch.nn.Conv2d(3, 3, 1)
+    assert isinstance(runtime_module.runtime_net(net, "openvino", "cpu"), OnnxNet)
+    monkeypatch.setattr(runtime_module, "available", lambda runtime: runtime == "onnxruntime")
+    runner = runtime_module.runtime_net(net, "openvino", "cpu", 1, "bf16")
+    assert runner.runtime == "onnxruntime" and runner.threads == 1
+    monkeypatch.setattr(runtime_module, "available", lambda runtime: False)
+    assert runtime_module.runtime_net(net, "openvino", "cpu") is net
+    monkeypatch.setattr(runtime_module, "available", lambda runtime: True)
+    monkeypatch.setenv("DANCE_RUNTIME", "torch")
+    assert runtime_module.runtime_net(net, "openvino", "cpu") is net
+    with pytest.raises(ValueError, match="unknown runtime"):
+        runtime_module.runtime_net(net, "tensorrt", "cpu")
 
 
 def pictures(demo):
@@ -106,11 +153,15 @@ def test_the_overlapped_path_makes_the_same_pictures_as_the_sequential_one(tmp_p
         b = pictures(sequential)
     assert len(a) == len(b) == 20 and all(np.array_equal(x, y) for x, y in zip(a, b))
     assert {"read", "detect", "wait", "generate", "compose"} <= set(overlapped.clock.summary())
-    # ONNX Runtime running the network (the demo's option): within one grey level of PyTorch's
-    # pictures (the reference), on next to no pixel values.
-    now = np.stack(pictures(DanceDemo(short, "layered", runtime="onnxruntime"))).astype(np.int16)
-    differ = np.abs(now - np.stack(a).astype(np.int16))
-    assert differ.max() <= 1 and (differ > 0).mean() < 1e-4, (differ.max(), (differ > 0).mean())
+    # An inference runtime running the network: within one grey level of PyTorch's pictures (the
+    # reference). ONNX Runtime (float32) on next to no pixel values; the demo's, OpenVINO, in
+    # bfloat16 where this CPU has it (the layered generator allows it), on a few of them.
+    reference = np.stack(a).astype(np.int16)
+    for runtime, share in (("onnxruntime", 1e-4), ("openvino", BF16_SHARE)):
+        demo = DanceDemo(short, "layered", runtime=runtime)
+        differ = np.abs(np.stack(pictures(demo)).astype(np.int16) - reference)
+        assert differ.max() <= 1 and (differ > 0).mean() < share, (runtime, differ.max(), (differ > 0).mean())
+    assert demo.generator._runner.precision == "bf16"     # asked for; the session falls back where the CPU must
 
 
 def live_run(clip, overlap):
