@@ -11,8 +11,8 @@ the same run, and printed as a ratio of the two, since timings on a shared machi
 to run more than between the two paths (--levers: each lever alone too). Offline, the demo's
 default generator's time is also printed as a ratio to pix2pix's (issue 23's target: 1.1x).
 
-- Offline: `DanceDemo(karate1.mp4).draw(output=...)`, after a warm-up run on each path, the paths
-  taking turns to go first: wall seconds (median of --repeats, model loading included) and
+- Offline: `DanceDemo(karate1.mp4).draw(output=...)`, after a warm-up run on each path, each
+  repeat running every generator on every path, taking turns to go first: wall seconds (median of --repeats, model loading included) and
   frames per second, and the milliseconds per frame of each stage (median and 90th percentile:
   read, detect, wait = the generating thread waiting for its next frame, crop, generate,
   compose, write).
@@ -119,22 +119,24 @@ def run_demo(source, gen, target, path, live):
 
 
 def offline(source, gens, target, repeats, paths):
-    """{gen: {path: {"seconds", "load_s", "fps", "frames", "stages_ms"}}}: the demo on a video, each
-    path `repeats` times (the median run's figures)."""
-    out = {}
+    """{gen: {path: {"seconds", "load_s", "fps", "frames", "stages_ms", "runs_s"}}}: the demo on a
+    video, each generator on each path `repeats` times (the median run's figures; "runs_s": every
+    run's seconds, in the order of the repeats). Each repeat runs every generator on every path,
+    so the ratios between them are measured minutes apart at most, not a generator's whole series
+    apart: this shared machine's speed drifts over minutes by more than most levers."""
     for gen in gens:
         for how in paths.values():   # a warm-up on each path: model read, caches filled, each runtime's first run
             run_demo(source, gen, target, how, live=False)
-        runs = {path: [] for path in paths}
-        for k in range(repeats):                                   # the paths take turns going first
-            for path in (list(paths) if k % 2 == 0 else list(paths)[::-1]):
-                runs[path].append(run_demo(source, gen, target, paths[path], live=False))
-        out[gen] = {}
-        for path, done in runs.items():
-            seconds = statistics.median(s for _, s in done)
-            stats = min(done, key=lambda r: abs(r[1] - seconds))[0]   # the median run's stages
-            out[gen][path] = {"seconds": seconds, "load_s": stats["load_s"], "fps": stats["frames"] / seconds,
-                              "frames": stats["frames"], "stages_ms": stats["stages_ms"]}
+    runs = {(gen, path): [] for gen in gens for path in paths}
+    for k in range(repeats):                                       # the runs take turns going first
+        for gen, path in (list(runs) if k % 2 == 0 else list(runs)[::-1]):
+            runs[gen, path].append(run_demo(source, gen, target, paths[path], live=False))
+    out = {gen: {} for gen in gens}
+    for (gen, path), done in runs.items():
+        seconds = statistics.median(s for _, s in done)
+        stats = min(done, key=lambda r: abs(r[1] - seconds))[0]   # the median run's stages
+        out[gen][path] = {"seconds": seconds, "load_s": stats["load_s"], "fps": stats["frames"] / seconds,
+                          "frames": stats["frames"], "stages_ms": stats["stages_ms"], "runs_s": [s for _, s in done]}
     return out
 
 
@@ -167,9 +169,10 @@ def print_offline(figures):
             print(f"{gen:<10} {path:<17} {f['seconds']:>8.2f} {f['load_s']:>8.2f} {f['fps']:>6.1f} "
                   f"{ratio(f['seconds'], paths['before']['seconds']):>7}")
     if DEFAULT in figures and "pix2pix" in figures and DEFAULT != "pix2pix":
-        print(f"{DEFAULT} / pix2pix, path now: "
-              f"{ratio(figures[DEFAULT]['now']['seconds'], figures['pix2pix']['now']['seconds'])} (target: at most "
-              f"{TARGET_OFFLINE_RATIO}x)")
+        now, base = figures[DEFAULT]["now"], figures["pix2pix"]["now"]
+        each = sorted(a / b for a, b in zip(now["runs_s"], base["runs_s"]))
+        print(f"{DEFAULT} / pix2pix, path now: {ratio(now['seconds'], base['seconds'])} (target: at most "
+              f"{TARGET_OFFLINE_RATIO}x; repeat by repeat {each[0]:.2f}-{each[-1]:.2f}x)")
     print("\nStages, ms per frame, median / p90 (read and detect: on their own thread when overlapped)")
     print(f"{'generator':<10} {'path':<17} " + " ".join(f"{stage:>13}" for stage in STAGES))
     for gen, paths in figures.items():
