@@ -51,8 +51,8 @@ from live import live_kind
 from Motion import TRAVEL_ROOM, Calibration, normalised_box, travel_share, video_pose_stats
 from panels import PANEL, label, place_crop, placeholder
 from pipeline import generating_threads, prefetch, torch_threads
-from runtime import DEFAULT_RUNTIME
 from project import PROJECT_DIR, DanceError, cli_main, data_path
+from runtime import DEFAULT_RUNTIME
 from Skeleton import Skeleton, crop_person
 from smoothing import SMOOTHERS, smooth_stream
 from sources import DEFAULT_SMOOTHER, LIVE_SMOOTHER, open_source

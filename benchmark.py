@@ -12,10 +12,10 @@ to run more than between the two paths (--levers: each lever alone too). Offline
 default generator's time is also printed as a ratio to pix2pix's (issue 23's target: 1.1x).
 
 - Offline: `DanceDemo(karate1.mp4).draw(output=...)`, after a warm-up run on each path, each
-  repeat running every generator on every path, taking turns to go first: wall seconds (median of --repeats, model loading included) and
-  frames per second, and the milliseconds per frame of each stage (median and 90th percentile:
-  read, detect, wait = the generating thread waiting for its next frame, crop, generate,
-  compose, write).
+  repeat running every generator on every path, taking turns to go first: wall seconds (median
+  of --repeats, model loading included) and frames per second, and the milliseconds per frame
+  of each stage (median and 90th percentile: read, detect, wait = the generating thread waiting
+  for its next frame, crop, generate, compose, write).
 - Live: the same video files played as a camera (`--live`: each frame released at its time,
   frames dropped when the demo is busy), for --seconds: frames shown of those captured,
   dropped, and the latency from capture to the picture made (median, p90). The HD clips are

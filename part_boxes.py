@@ -106,9 +106,9 @@ def move_parts_boxed(images, part_masks, boxes, rows, asked, ref_landmarks, plat
     ref_landmarks (M, 33, 4) the bank's; plates (N, C, S, S) float: what the parts are laid
     over. Returns (the composite over the plate (N, C, S, S), the parts' coverage (N, 1, S, S) in
     [0, 1]). Each part reads only its mask's box in the reference, one pixel wider: bilinear
-    sampling with a nonzero mask weight reads no pixel beyond it. A part that two asked poses
-    take from the same reference with the same move (the layered generator's two candidates
-    share about a third of their parts) is sampled once."""
+    sampling with a nonzero mask weight reads no pixel beyond it. A part that identical asked
+    poses take from the same reference (the layered generator's two candidates share about a
+    third of their parts) is sampled once."""
     n, p, s = len(rows), len(PARTS), images.shape[-1]
     theta, weight = part_moves(asked, ref_landmarks, rows)                     # (N, P, 2, 3), (N, P)
     source_boxes = boxes[rows, np.arange(p)]                                   # (N, P, 4)
@@ -127,23 +127,29 @@ def move_parts_boxed(images, part_masks, boxes, rows, asked, ref_landmarks, plat
     # more than the sampling for the smaller parts (28 parts a frame).
     theta_, weight_, rows_, land_, source_ = (x.tolist() for x in (theta.astype(np.float64), weight, rows, land,
                                                                     source_boxes))
-    moved_before = {}
+    # Only identical asked poses can share a move: they are laid one after another, and what they
+    # sampled is forgotten before the next pose (the layered generator's two candidates: pairs).
+    same_pose = {}
     for i in range(n):
-        for q in order[i].tolist():
-            r, (x0, y0, x1, y1), w = rows_[i][q], land_[i][q], weight_[i][q]
-            if w <= 0 or x1 <= x0:
-                continue
-            key = (r, q, *theta_[i][q][0], *theta_[i][q][1])
-            part = moved_before.get(key)
-            if part is None:
-                part = moved_before[key] = _sample_part(images[r], part_masks[r, q], source_[i][q], theta_[i][q],
-                                                        homogeneous[y0:y1, x0:x1], s)
-            colours, mask = part
-            m = mask * np.float32(w)
-            region = layers[i, :, y0:y1, x0:x1]
-            change = colours - region
-            change *= m
-            region += change                                                   # "over": m part + (1 - m) region
+        same_pose.setdefault(np.asarray(asked[i]).tobytes(), []).append(i)
+    for twins in same_pose.values():
+        moved_before = {}
+        for i in twins:
+            for q in order[i].tolist():
+                r, (x0, y0, x1, y1), w = rows_[i][q], land_[i][q], weight_[i][q]
+                if w <= 0 or x1 <= x0:
+                    continue
+                key = (r, q, x0, y0, x1, y1, *theta_[i][q][0], *theta_[i][q][1])
+                part = moved_before.get(key)
+                if part is None:
+                    part = moved_before[key] = _sample_part(images[r], part_masks[r, q], source_[i][q],
+                                                            theta_[i][q], homogeneous[y0:y1, x0:x1], s)
+                colours, mask = part
+                m = mask * np.float32(w)
+                region = layers[i, :, y0:y1, x0:x1]
+                change = colours - region
+                change *= m
+                region += change                                               # "over": m part + (1 - m) region
     return torch.from_numpy(np.ascontiguousarray(layers[:, :c])), torch.from_numpy(np.ascontiguousarray(layers[:, c:]))
 
 

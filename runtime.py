@@ -4,12 +4,13 @@ The network is exported once, in memory, to ONNX at its first batch (TorchScript
 opset 17, the batch size free), from the batch's tensors, and run by one of two runtimes made
 for inference (Conv and BatchNorm fused, their own convolution kernels), each session fed the
 tensors it reads:
-  openvino      the demo's default. On this project's 2-core CPU (Intel, AMX) it runs the layered
-                generator's fusion U-Net in 5.2-5.4 ms on one thread where ONNX Runtime takes
-                7.4-7.8 and PyTorch 10.4 (docs/speed.md), in bfloat16 for a network whose
-                generator allows it (`Generator.inference_precision`: the layered one, whose
-                pictures stay within one grey level; tested), in float32 otherwise (within 1e-5
-                of PyTorch) and on any CPU without bfloat16 arithmetic.
+  openvino      the demo's default. On this project's 2-core CPU (Intel, AMX; measured on
+                2026-12-06 with the machine slowed, docs/speed.md) it runs the layered generator's
+                fusion U-Net in 5.2-5.4 ms on one thread where ONNX Runtime takes 7.4-7.8 and
+                PyTorch 10.4: in bfloat16 for a network whose generator allows it
+                (`LearnedGenerator.inference_precision`: the layered one, whose pictures stay within
+                one grey level; tested), in float32 otherwise (6.9 ms, within 1e-5 of PyTorch) and
+                on any CPU without bfloat16 arithmetic.
   onnxruntime   float32, within 2e-6 of PyTorch (the default until OpenVINO replaced it).
 PyTorch stays the reference: `DanceDemo(runtime="torch")`, or DANCE_RUNTIME=torch, runs it;
 training and evaluate.py always do. On a GPU, or where neither package is installed, PyTorch runs.
@@ -32,7 +33,7 @@ PRECISIONS = ("f32", "bf16")      # bf16: bfloat16 products, float32 sums, where
 _NEEDS = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino")}  # onnx: the exporter's
 
 
-def available(runtime="onnxruntime"):
+def available(runtime):
     """Whether `runtime` (and the exporter's onnx package) can be used here."""
     return all(importlib.util.find_spec(name) is not None for name in _NEEDS[runtime])
 
@@ -110,7 +111,9 @@ class _OpenVinoSession:
         self.inputs = [port.get_any_name() for port in compiled.inputs]
 
     def run(self, feed):
-        return self.request.infer(feed)[0].copy()   # the request's own buffer is reused by the next run
+        # The feed's arrays are read in place (the caller's, float32 and contiguous); the output
+        # comes back as a copy of the request's buffer, which the next run overwrites.
+        return self.request.infer(feed, share_inputs=True)[0]
 
 
 _SESSIONS = {"onnxruntime": _OnnxRuntimeSession, "openvino": _OpenVinoSession}
@@ -121,11 +124,15 @@ class OnnxNet:
     `runtime` ("openvino" or "onnxruntime"): `OnnxNet(net)(batch)` returns what `net(batch)`
     returns, as a torch tensor (CPU only), within the runtime's tolerance (module docstring).
     Exported at the first call, from that batch's tensors (their names sorted); `precision`
-    "bf16" lets OpenVINO compute in bfloat16 where the CPU can (`session.precision` says)."""
+    "bf16" lets OpenVINO compute in bfloat16 where the CPU can (`session.precision` says). One
+    caller at a time: an OpenVINO request, unlike an ONNX Runtime session, must not run on two
+    threads at once (each demo makes its own generator, so its own OnnxNet)."""
 
-    def __init__(self, net, threads=None, runtime="onnxruntime", precision="f32"):
-        if runtime not in _SESSIONS or precision not in PRECISIONS:
-            raise ValueError(f"unknown runtime {runtime!r} or precision {precision!r}")
+    def __init__(self, net, threads=None, runtime=DEFAULT_RUNTIME, precision="f32"):
+        if runtime not in _SESSIONS:
+            raise ValueError(f"unknown inference runtime {runtime!r}; choose one of {', '.join(_SESSIONS)}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         self.net, self.threads = net.eval(), threads or torch.get_num_threads()
         self.runtime, self.precision = runtime, precision
         self.session = self.names = None

@@ -23,7 +23,7 @@ import runtime as runtime_module
 from runtime import OnnxNet
 
 SLOW_S = 0.1   # the slowed generator's pause a frame: 2.5 frame periods of a 25 fps clip
-BF16_SHARE = 0.05   # most of a picture's values a bfloat16 network may move by its one grey level
+BF16_SHARE = 0.05   # the largest share of a picture's values a bfloat16 network may move by a grey level
 
 
 def test_prefetch_keeps_the_order_and_asks_for_the_next_item_only_when_there_is_room():
@@ -92,7 +92,8 @@ def test_an_inference_runtime_runs_a_network_as_pytorch_does_and_leaves_it_in_ev
         batch = {"pose": torch.randn(2, 3, 16, 16), "plate": torch.randn(2, 3, 16, 16), "frame": torch.arange(2)}
         runner = OnnxNet(net, runtime=runtime)
         ran = runner(batch)
-        assert runner.session.precision == "f32" and not net.training                                      # the exporter put back eval mode
+        assert runner.session.precision == "f32"
+        assert not net.training                                      # the exporter put back eval mode
         torch.testing.assert_close(ran, net(batch), rtol=0, atol=1e-5)  # eval mode: the running statistics
         assert not torch.allclose(ran, net.train()(batch), atol=1e-3)  # ... not the batch's
 
@@ -126,8 +127,9 @@ def test_openvino_computes_in_bfloat16_only_where_asked_and_where_the_cpu_can(mo
 
 
 def test_the_runtime_asked_for_runs_or_the_other_one_or_pytorch(monkeypatch):
+    monkeypatch.delenv("DANCE_RUNTIME", raising=False)
     net = torch.nn.Conv2d(3, 3, 1)
-    assert isinstance(runtime_module.runtime_net(net, "openvino", "cpu"), OnnxNet)
+    assert runtime_module.runtime_net(net, "openvino", "cpu").runtime == "openvino"
     monkeypatch.setattr(runtime_module, "available", lambda runtime: runtime == "onnxruntime")
     runner = runtime_module.runtime_net(net, "openvino", "cpu", 1, "bf16")
     assert runner.runtime == "onnxruntime" and runner.threads == 1
@@ -161,7 +163,9 @@ def test_the_overlapped_path_makes_the_same_pictures_as_the_sequential_one(tmp_p
         demo = DanceDemo(short, "layered", runtime=runtime)
         differ = np.abs(np.stack(pictures(demo)).astype(np.int16) - reference)
         assert differ.max() <= 1 and (differ > 0).mean() < share, (runtime, differ.max(), (differ > 0).mean())
-    assert demo.generator._runner.precision == "bf16"     # asked for; the session falls back where the CPU must
+    runner = demo.generator._runner
+    assert runner.runtime == "openvino"
+    assert runner.session.precision == ("bf16" if runtime_module.cpu_has_bf16() else "f32")
 
 
 def live_run(clip, overlap):
@@ -219,8 +223,8 @@ def test_the_cores_usable_are_at_most_a_containers_cpu_quota(tmp_path, monkeypat
 def test_a_live_demo_starts_its_models_before_the_camera_and_generates_on_the_cores_left(clip, tmp_path,
                                                                                          monkeypatch):
     """Live, a first frame's one-time costs are paid before the capture's thread starts (the
-    network's ONNX Runtime session built and run once; MediaPipe's models started on the first
-    frame), so that no frame is dropped to them; overlapped, the generator runs on the threads
+    network's session in the demo's runtime, OpenVINO, built and run once; MediaPipe's models
+    started on the first frame), so that no frame is dropped to them; overlapped, the generator runs on the threads
     detection leaves it, and PyTorch's thread count is put back when the demo ends."""
     started = []
     warm_detector = PoseDetector.warm_up
@@ -230,9 +234,10 @@ def test_a_live_demo_starts_its_models_before_the_camera_and_generates_on_the_co
         warm_detector(detector, image)
 
     monkeypatch.setattr(PoseDetector, "warm_up", warm_up)
-    demo = DanceDemo(clip, "pix2pix", live=True, runtime="onnxruntime")
+    demo = DanceDemo(clip, "pix2pix", live=True)
     runner = demo.generator._runner
-    assert isinstance(runner, OnnxNet) and runner.session is not None and demo.source.capture._thread is None
+    assert isinstance(runner, OnnxNet) and runner.runtime == "openvino" and runner.session is not None
+    assert demo.source.capture._thread is None
     assert runner.threads == demo.threads == min(torch.get_num_threads(), generating_threads())
     inside, generate = [], demo.generator.generate
     demo.generator.generate = lambda ske: (inside.append(torch.get_num_threads()), generate(ske))[1]
