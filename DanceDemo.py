@@ -52,7 +52,7 @@ from Motion import TRAVEL_ROOM, Calibration, normalised_box, travel_share, video
 from panels import PANEL, label, place_crop, placeholder
 from pipeline import generating_threads, prefetch, torch_threads
 from project import PROJECT_DIR, DanceError, cli_main, data_path
-from runtime import DEFAULT_RUNTIME
+from runtime import DEFAULT_RUNTIME, chosen
 from Skeleton import Skeleton, crop_person
 from smoothing import SMOOTHERS, smooth_stream
 from sources import DEFAULT_SMOOTHER, LIVE_SMOOTHER, open_source
@@ -92,6 +92,10 @@ class DanceDemo:
     def __init__(self, source, gen_type=DEFAULT, target=None, model=None, every=1, panel=PANEL,
                  smooth=None, normalise="auto", live=False, overlap=True, runtime=DEFAULT_RUNTIME):
         self.row = find(gen_type)
+        try:
+            chosen(runtime)   # a runtime that does not exist: said now, not at the first frame
+        except ValueError as e:
+            raise DanceError(str(e)) from None
         if every < 1:
             raise DanceError(f"--every must be at least 1 (got {every})")
         if smooth is not None and smooth not in SMOOTHERS:
@@ -113,8 +117,9 @@ class DanceDemo:
         # cores, one each: pipeline.generating_threads), for the inference runtime here, PyTorch in frames().
         self.threads = min(torch.get_num_threads(), generating_threads()) \
             if overlap and self.source.detects else None
-        # An inference runtime runs a learned generator's network (runtime.py: OpenVINO, 2x PyTorch's
-        # speed on a CPU, pictures within a grey level); runtime="torch" runs PyTorch, the reference.
+        # An inference runtime runs a learned generator's network (runtime.py: OpenVINO, the layered
+        # network alone 2x PyTorch's speed on a CPU, pictures within a grey level; the demo, whose
+        # slowest stage is detection, 5-10%); runtime="torch" runs PyTorch, the reference.
         if hasattr(self.generator, "use_runtime"):
             self.generator.use_runtime(runtime, self.threads)
         # The source is cropped as the generator's training crops were (the model records how).

@@ -106,6 +106,7 @@ class LearnedGenerator(Generator):
         "openvino" (the demo's) or "onnxruntime" (runtime.py: pictures within a grey level of
         PyTorch's, faster on a CPU), on `threads` threads (the runtime's; None: as many as PyTorch's)."""
         self.runtime, self._threads, self._runner = runtime, threads, None
+        self._inference_runner()   # chosen now (and said, in a log line), not at the first frame
 
     def _inference_runner(self):
         net = self.inference_net

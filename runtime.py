@@ -12,8 +12,9 @@ tensors it reads:
                 one grey level; tested), in float32 otherwise (6.9 ms, within 1e-5 of PyTorch) and
                 on any CPU without bfloat16 arithmetic.
   onnxruntime   float32, within 2e-6 of PyTorch (the default until OpenVINO replaced it).
-PyTorch stays the reference: `DanceDemo(runtime="torch")`, or DANCE_RUNTIME=torch, runs it;
-training and evaluate.py always do. On a GPU, or where neither package is installed, PyTorch runs.
+PyTorch stays the reference: `DanceDemo(runtime="torch")`, or DANCE_RUNTIME=torch, runs it
+(DANCE_RUNTIME names any of RUNTIMES, over what the code asks for); training and evaluate.py
+always do. On a GPU, or where neither package is installed, PyTorch runs.
 """
 import importlib.util
 import io
@@ -29,8 +30,20 @@ log = logging.getLogger("dance")
 OPSET = 17
 RUNTIMES = ("torch", "onnxruntime", "openvino")
 DEFAULT_RUNTIME = "openvino"
+RUNTIME_VARIABLE = "DANCE_RUNTIME"   # the environment's word over the code's: torch, onnxruntime or openvino
 PRECISIONS = ("f32", "bf16")      # bf16: bfloat16 products, float32 sums, where the CPU has the arithmetic
 _NEEDS = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino")}  # onnx: the exporter's
+
+
+def chosen(runtime):
+    """The runtime to use when `runtime` is asked for: DANCE_RUNTIME's where it is set. A
+    ValueError (one line) when either names no runtime."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    override = os.environ.get(RUNTIME_VARIABLE)
+    if override and override not in RUNTIMES:
+        raise ValueError(f"{RUNTIME_VARIABLE}={override!r} names no runtime; choose one of {', '.join(RUNTIMES)}")
+    return override or runtime
 
 
 def available(runtime):
@@ -74,7 +87,7 @@ def cpu_has_bf16():
 class _OnnxRuntimeSession:
     """An ONNX model run by ONNX Runtime on `threads` threads (float32 only)."""
 
-    precision = "f32"
+    precisions = ("f32",)
 
     def __init__(self, model, threads, precision):
         import onnxruntime as ort
@@ -93,20 +106,18 @@ class _OnnxRuntimeSession:
 
 
 class _OpenVinoSession:
-    """An ONNX model compiled by OpenVINO for the CPU, on `threads` threads, in `precision`
-    (bf16 only where the CPU has bfloat16 arithmetic: AVX512-BF16 or AMX; else f32)."""
+    """An ONNX model compiled by OpenVINO for the CPU, on `threads` threads, in `precision`."""
+
+    precisions = PRECISIONS
 
     def __init__(self, model, threads, precision):
         import openvino as ov
         core = ov.Core()
-        if precision == "bf16" and not cpu_has_bf16():
-            precision = "f32"   # asked explicitly: OpenVINO would emulate it, slower than float32
         compiled = core.compile_model(core.read_model(model), "CPU", {
             "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": precision,
             # Its thread left free to move: detection's threads share the same two cores.
             "ENABLE_CPU_PINNING": False})
-        self.precision = precision
         self.request = compiled.create_infer_request()
         self.inputs = [port.get_any_name() for port in compiled.inputs]
 
@@ -117,6 +128,8 @@ class _OpenVinoSession:
 
 
 _SESSIONS = {"onnxruntime": _OnnxRuntimeSession, "openvino": _OpenVinoSession}
+_PRECISION_NAMES = {"f32": "float32", "bf16": "bfloat16"}
+_NAMES = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}   # for people
 
 
 class OnnxNet:
@@ -124,7 +137,7 @@ class OnnxNet:
     `runtime` ("openvino" or "onnxruntime"): `OnnxNet(net)(batch)` returns what `net(batch)`
     returns, as a torch tensor (CPU only), within the runtime's tolerance (module docstring).
     Exported at the first call, from that batch's tensors (their names sorted); `precision`
-    "bf16" lets OpenVINO compute in bfloat16 where the CPU can (`session.precision` says). One
+    "bf16" lets OpenVINO compute in bfloat16 where the CPU can (`self.precision`: what runs). One
     caller at a time: an OpenVINO request, unlike an ONNX Runtime session, must not run on two
     threads at once (each demo makes its own generator, so its own OnnxNet)."""
 
@@ -134,8 +147,14 @@ class OnnxNet:
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         self.net, self.threads = net.eval(), threads or torch.get_num_threads()
+        # bfloat16 only where the runtime has it and the CPU has the arithmetic (AVX512-BF16 or AMX):
+        # asked for elsewhere, OpenVINO would emulate it, slower than float32.
+        if precision not in _SESSIONS[runtime].precisions or (precision == "bf16" and not cpu_has_bf16()):
+            precision = "f32"
         self.runtime, self.precision = runtime, precision
         self.session = self.names = None
+        log.info("%s runs the network (%s, %d thread%s)", _NAMES[runtime], _PRECISION_NAMES[precision], self.threads,
+                 "" if self.threads == 1 else "s")
 
     def _export(self, batch):
         model, self.names = export_onnx(self.net, batch)
@@ -153,18 +172,19 @@ def runtime_net(net, runtime, device, threads=None, precision="f32"):
     """What runs `net` at inference: the network itself, or an OnnxNet on `threads` threads (None:
     PyTorch's count) for "openvino" or "onnxruntime" on a CPU, in `precision` where the runtime
     allows it; the other of the two where the one asked for is not installed, else the network
-    (with a note)."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
-    if runtime == "torch" or os.environ.get("DANCE_RUNTIME") == "torch":
+    (with a note). DANCE_RUNTIME, where set, is used instead of `runtime` (`chosen`)."""
+    asked, runtime = runtime, chosen(runtime)
+    if runtime != asked:
+        log.info("%s=%s: %s runs the network, not %s", RUNTIME_VARIABLE, runtime, _NAMES[runtime], _NAMES[asked])
+    if runtime == "torch":
         return net
     if torch.device(device).type != "cpu":
-        log.info("runtime %s: not on a GPU; PyTorch runs the network", runtime)
+        log.info("%s does not run on a GPU: PyTorch runs the network", _NAMES[runtime])
         return net
     for candidate in (runtime, *(r for r in _SESSIONS if r != runtime)):
         if available(candidate):
             if candidate != runtime:
-                log.info("runtime %s is not installed; %s runs the network", runtime, candidate)
+                log.info("%s is not installed: %s runs the network", _NAMES[runtime], _NAMES[candidate])
             return OnnxNet(net, threads, candidate, precision)
-    log.info("runtime %s is not installed; PyTorch runs the network", runtime)
+    log.info("%s is not installed: PyTorch runs the network", _NAMES[runtime])
     return net

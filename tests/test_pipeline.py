@@ -14,11 +14,12 @@ import pytest
 import torch
 
 from conftest import ROOT, write_clip
-from DanceDemo import DanceDemo
+from DanceDemo import EMBEDDED_TRACK, DanceDemo
 from evaluate import Slowed
 import pipeline
 from pipeline import StageClock, generating_threads, prefetch, torch_threads
 from pose_detector import PoseDetector
+from project import DanceError
 import runtime as runtime_module
 from runtime import OnnxNet
 
@@ -92,7 +93,7 @@ def test_an_inference_runtime_runs_a_network_as_pytorch_does_and_leaves_it_in_ev
         batch = {"pose": torch.randn(2, 3, 16, 16), "plate": torch.randn(2, 3, 16, 16), "frame": torch.arange(2)}
         runner = OnnxNet(net, runtime=runtime)
         ran = runner(batch)
-        assert runner.session.precision == "f32"
+        assert runner.precision == "f32"
         assert not net.training                                      # the exporter put back eval mode
         torch.testing.assert_close(ran, net(batch), rtol=0, atol=1e-5)  # eval mode: the running statistics
         assert not torch.allclose(ran, net.train()(batch), atol=1e-3)  # ... not the batch's
@@ -117,11 +118,11 @@ def test_openvino_computes_in_bfloat16_only_where_asked_and_where_the_cpu_can(mo
         if runtime_module.cpu_has_bf16():       # this project's CPU has it: bfloat16's 3 digits show
             half = OnnxNet(net, runtime="openvino", precision="bf16")
             out = half(batch)
-            assert half.session.precision == "bf16" and 1e-5 < (out - reference).abs().max() < 0.1
+            assert half.precision == "bf16" and 1e-5 < (out - reference).abs().max() < 0.1
         monkeypatch.setattr(runtime_module, "cpu_has_bf16", lambda: False)
         full = OnnxNet(net, runtime="openvino", precision="bf16")
         torch.testing.assert_close(full(batch), reference, rtol=0, atol=1e-5)
-        assert full.session.precision == "f32"
+        assert full.precision == "f32"
     with pytest.raises(ValueError, match="precision"):
         OnnxNet(net, runtime="openvino", precision="f16")
 
@@ -136,10 +137,24 @@ def test_the_runtime_asked_for_runs_or_the_other_one_or_pytorch(monkeypatch):
     monkeypatch.setattr(runtime_module, "available", lambda runtime: False)
     assert runtime_module.runtime_net(net, "openvino", "cpu") is net
     monkeypatch.setattr(runtime_module, "available", lambda runtime: True)
-    monkeypatch.setenv("DANCE_RUNTIME", "torch")
-    assert runtime_module.runtime_net(net, "openvino", "cpu") is net
-    with pytest.raises(ValueError, match="unknown runtime"):
+    with pytest.raises(ValueError, match="unknown runtime 'tensorrt'"):
         runtime_module.runtime_net(net, "tensorrt", "cpu")
+    monkeypatch.setenv("DANCE_RUNTIME", "torch")              # the environment's word over the code's
+    assert runtime_module.runtime_net(net, "openvino", "cpu") is net
+    monkeypatch.setenv("DANCE_RUNTIME", "onnxruntime")
+    assert runtime_module.runtime_net(net, "torch", "cpu").runtime == "onnxruntime"
+    monkeypatch.setenv("DANCE_RUNTIME", "onnx")               # a typo is an error, not the default
+    with pytest.raises(ValueError, match="DANCE_RUNTIME='onnx' names no runtime"):
+        runtime_module.runtime_net(net, "openvino", "cpu")
+
+
+def test_a_demo_with_a_runtime_that_does_not_exist_is_one_clear_error_before_any_work(monkeypatch):
+    monkeypatch.delenv("DANCE_RUNTIME", raising=False)
+    with pytest.raises(DanceError, match="unknown runtime 'openvno'; choose one of torch, onnxruntime, openvino"):
+        DanceDemo(EMBEDDED_TRACK, "layered", runtime="openvno")
+    monkeypatch.setenv("DANCE_RUNTIME", "Torch")
+    with pytest.raises(DanceError, match="DANCE_RUNTIME='Torch' names no runtime"):
+        DanceDemo(EMBEDDED_TRACK, "layered")
 
 
 def pictures(demo):
@@ -165,7 +180,7 @@ def test_the_overlapped_path_makes_the_same_pictures_as_the_sequential_one(tmp_p
         assert differ.max() <= 1 and (differ > 0).mean() < share, (runtime, differ.max(), (differ > 0).mean())
     runner = demo.generator._runner
     assert runner.runtime == "openvino"
-    assert runner.session.precision == ("bf16" if runtime_module.cpu_has_bf16() else "f32")
+    assert runner.precision == ("bf16" if runtime_module.cpu_has_bf16() else "f32")
 
 
 def live_run(clip, overlap):
