@@ -92,8 +92,8 @@ class DanceDemo:
     def __init__(self, source, gen_type=DEFAULT, target=None, model=None, every=1, panel=PANEL,
                  smooth=None, normalise="auto", live=False, overlap=True, runtime=DEFAULT_RUNTIME):
         self.row = find(gen_type)
-        try:
-            chosen(runtime)   # a runtime that does not exist: said now, not at the first frame
+        try:   # DANCE_RUNTIME's where set; one that does not exist said now, not at the first frame
+            runtime = chosen(runtime)
         except ValueError as e:
             raise DanceError(str(e)) from None
         if every < 1:

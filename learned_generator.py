@@ -115,8 +115,8 @@ class LearnedGenerator(Generator):
         runner, made_for = getattr(self, "_runner", None), getattr(self, "_runner_net", None)
         if runner is None or made_for is not net:
             threads = getattr(self, "_threads", None)
-            self._runner, self._runner_net = runtime_net(net, self.runtime, self.device, threads,
-                                                                    self.inference_precision), net
+            runner = runtime_net(net, self.runtime, self.device, threads, self.inference_precision)
+            self._runner, self._runner_net = runner, net
         return self._runner
 
     @torch.no_grad()

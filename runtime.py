@@ -12,9 +12,9 @@ tensors it reads:
                 one grey level; tested), in float32 otherwise (6.9 ms, within 1e-5 of PyTorch) and
                 on any CPU without bfloat16 arithmetic.
   onnxruntime   float32, within 2e-6 of PyTorch (the default until OpenVINO replaced it).
-PyTorch stays the reference: `DanceDemo(runtime="torch")`, or DANCE_RUNTIME=torch, runs it
-(DANCE_RUNTIME names any of RUNTIMES, over what the code asks for); training and evaluate.py
-always do. On a GPU, or where neither package is installed, PyTorch runs.
+PyTorch stays the reference: `DanceDemo(runtime="torch")`, or DANCE_RUNTIME=torch, runs it (a
+demo's runtime is DANCE_RUNTIME's where it is set, any of RUNTIMES: `chosen`); training and
+evaluate.py always do. On a GPU, or where neither package is installed, PyTorch runs.
 """
 import importlib.util
 import io
@@ -29,21 +29,32 @@ log = logging.getLogger("dance")
 
 OPSET = 17
 RUNTIMES = ("torch", "onnxruntime", "openvino")
+_NAMES = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}   # for people
 DEFAULT_RUNTIME = "openvino"
 RUNTIME_VARIABLE = "DANCE_RUNTIME"   # the environment's word over the code's: torch, onnxruntime or openvino
 PRECISIONS = ("f32", "bf16")      # bf16: bfloat16 products, float32 sums, where the CPU has the arithmetic
 _NEEDS = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino")}  # onnx: the exporter's
 
 
-def chosen(runtime):
-    """The runtime to use when `runtime` is asked for: DANCE_RUNTIME's where it is set. A
-    ValueError (one line) when either names no runtime."""
+def check_runtime(runtime):
+    """`runtime`, or a ValueError (one line) when it names none of RUNTIMES."""
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    return runtime
+
+
+def chosen(runtime):
+    """The runtime a demo uses when `runtime` is asked for: DANCE_RUNTIME's where it is set (the
+    environment's word over the code's, said in a log line). A ValueError (one line) when either
+    names no runtime."""
     override = os.environ.get(RUNTIME_VARIABLE)
-    if override and override not in RUNTIMES:
+    if not override:
+        return check_runtime(runtime)
+    if override not in RUNTIMES:
         raise ValueError(f"{RUNTIME_VARIABLE}={override!r} names no runtime; choose one of {', '.join(RUNTIMES)}")
-    return override or runtime
+    if override != check_runtime(runtime):
+        log.info("%s=%s: %s runs the network, not %s", RUNTIME_VARIABLE, override, _NAMES[override], _NAMES[runtime])
+    return override
 
 
 def available(runtime):
@@ -129,7 +140,6 @@ class _OpenVinoSession:
 
 _SESSIONS = {"onnxruntime": _OnnxRuntimeSession, "openvino": _OpenVinoSession}
 _PRECISION_NAMES = {"f32": "float32", "bf16": "bfloat16"}
-_NAMES = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}   # for people
 
 
 class OnnxNet:
@@ -172,11 +182,8 @@ def runtime_net(net, runtime, device, threads=None, precision="f32"):
     """What runs `net` at inference: the network itself, or an OnnxNet on `threads` threads (None:
     PyTorch's count) for "openvino" or "onnxruntime" on a CPU, in `precision` where the runtime
     allows it; the other of the two where the one asked for is not installed, else the network
-    (with a note). DANCE_RUNTIME, where set, is used instead of `runtime` (`chosen`)."""
-    asked, runtime = runtime, chosen(runtime)
-    if runtime != asked:
-        log.info("%s=%s: %s runs the network, not %s", RUNTIME_VARIABLE, runtime, _NAMES[runtime], _NAMES[asked])
-    if runtime == "torch":
+    (with a note)."""
+    if check_runtime(runtime) == "torch":
         return net
     if torch.device(device).type != "cpu":
         log.info("%s does not run on a GPU: PyTorch runs the network", _NAMES[runtime])

@@ -136,25 +136,28 @@ def test_the_runtime_asked_for_runs_or_the_other_one_or_pytorch(monkeypatch):
     assert runner.runtime == "onnxruntime" and runner.threads == 1
     monkeypatch.setattr(runtime_module, "available", lambda runtime: False)
     assert runtime_module.runtime_net(net, "openvino", "cpu") is net
-    monkeypatch.setattr(runtime_module, "available", lambda runtime: True)
     with pytest.raises(ValueError, match="unknown runtime 'tensorrt'"):
         runtime_module.runtime_net(net, "tensorrt", "cpu")
-    monkeypatch.setenv("DANCE_RUNTIME", "torch")              # the environment's word over the code's
-    assert runtime_module.runtime_net(net, "openvino", "cpu") is net
+    assert runtime_module.chosen("openvino") == "openvino"
+    monkeypatch.setenv("DANCE_RUNTIME", "torch")              # a demo: the environment's word over the code's
+    assert runtime_module.chosen("openvino") == "torch"
     monkeypatch.setenv("DANCE_RUNTIME", "onnxruntime")
-    assert runtime_module.runtime_net(net, "torch", "cpu").runtime == "onnxruntime"
+    assert runtime_module.chosen("torch") == "onnxruntime"
+    assert isinstance(runtime_module.runtime_net(net, "torch", "cpu"), torch.nn.Conv2d)  # evaluate's: PyTorch
     monkeypatch.setenv("DANCE_RUNTIME", "onnx")               # a typo is an error, not the default
     with pytest.raises(ValueError, match="DANCE_RUNTIME='onnx' names no runtime"):
-        runtime_module.runtime_net(net, "openvino", "cpu")
+        runtime_module.chosen("openvino")
 
 
-def test_a_demo_with_a_runtime_that_does_not_exist_is_one_clear_error_before_any_work(monkeypatch):
+def test_a_demo_takes_dance_runtime_over_its_argument_and_a_wrong_name_is_one_clear_error(monkeypatch):
     monkeypatch.delenv("DANCE_RUNTIME", raising=False)
     with pytest.raises(DanceError, match="unknown runtime 'openvno'; choose one of torch, onnxruntime, openvino"):
         DanceDemo(EMBEDDED_TRACK, "layered", runtime="openvno")
     monkeypatch.setenv("DANCE_RUNTIME", "Torch")
     with pytest.raises(DanceError, match="DANCE_RUNTIME='Torch' names no runtime"):
         DanceDemo(EMBEDDED_TRACK, "layered")
+    monkeypatch.setenv("DANCE_RUNTIME", "torch")
+    assert isinstance(DanceDemo(EMBEDDED_TRACK, "layered").generator._runner, torch.nn.Module)
 
 
 def pictures(demo):
