@@ -150,7 +150,8 @@ def move_parts_boxed(images, part_masks, boxes, rows, asked, ref_landmarks, plat
                 change = colours - region
                 change *= m
                 region += change                                               # "over": m part + (1 - m) region
-    return torch.from_numpy(np.ascontiguousarray(layers[:, :c])), torch.from_numpy(np.ascontiguousarray(layers[:, c:]))
+    composite, cover = np.ascontiguousarray(layers[:, :c]), np.ascontiguousarray(layers[:, c:])
+    return torch.from_numpy(composite), torch.from_numpy(cover)
 
 
 _IMAGE_VALUES = np.arange(256, dtype=np.uint8) * np.float32(1 / 127.5) - np.float32(1.0)   # uint8 -> [-1, 1]
