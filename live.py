@@ -105,7 +105,28 @@ def _opencv_quiet():
         cv2.setLogLevel(level)
 
 
-class LiveCapture:
+class Capture:
+    """What the demo reads of a live source (LiveCapture, PushedCapture): iterating yields the
+    newest frame each time (a LiveFrame), through a one-frame Mailbox (`_box`); `first` (its
+    first frame, BGR), `fps`, `size` (w, h), `name`, `stem` (for file names), `captured` and
+    `dropped` (frames so far), `paced` (a file released at its own times), `stopped_early` (the
+    source went away); `close()` ends it, also as a context manager."""
+
+    def close(self):
+        raise NotImplementedError
+
+    @property
+    def dropped(self):
+        return self._box.dropped
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class LiveCapture(Capture):
     """Frames of a live source, read on a thread of their own; iterating yields the newest
     frame each time (a LiveFrame), the ones in between are dropped.
 
@@ -197,10 +218,6 @@ class LiveCapture:
         while (frame := self._box.take()) is not None:
             yield frame
 
-    @property
-    def dropped(self):
-        return self._box.dropped
-
     def _release(self):
         if self._video is not None:
             self._video.release()
@@ -217,19 +234,12 @@ class LiveCapture:
         else:
             self._thread.join(STOP_WAIT_S)
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
-
-
-class PushedCapture:
+class PushedCapture(Capture):
     """A live capture whose frames are handed in by someone else (`push`) instead of read by
-    a thread of ours: the web page's stream handler, with a browser's webcam frames. The same
-    interface as LiveCapture, and the same one-frame mailbox: frames pushed while the demo
-    is busy are dropped. The capture ends when `close` is called or when no frame came for
-    `idle_s` seconds (a closed tab says nothing)."""
+    a thread of ours: the web page's stream handler, with a browser's webcam frames. Frames
+    pushed while the demo is busy are dropped, as a camera's are. The capture ends when
+    `close` is called or when no frame came for `idle_s` seconds (a closed tab says nothing)."""
 
     kind, paced = "pushed", False
 
@@ -250,18 +260,8 @@ class PushedCapture:
             yield frame
         self.stopped_early = not self._box.ended   # nothing came: the sender went away
 
-    @property
-    def dropped(self):
-        return self._box.dropped
-
     def close(self):
         self._box.end()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 class Meter:

@@ -1,8 +1,13 @@
-"""Skeleton maths on synthetic landmarks: no video, no detector (except one blank image)."""
+"""Skeleton maths on synthetic landmarks: no video, no detector (except on blank images); the
+detector's quiet start."""
+import os
+import threading
+
 import numpy as np
 import pytest
 
 from pose_detector import PoseDetector
+from quiet_mediapipe import ENGINE_LINE, quiet_stderr
 from Skeleton import BONES, REDUCED_IDS, SIDE_COLOURS, Skeleton, crop_person, crop_square, square_box
 
 
@@ -115,3 +120,47 @@ def test_crop_person_keeps_skeleton_and_pixels_aligned():
 def test_detector_finds_nobody_in_a_blank_image():
     with PoseDetector(tracking=False) as detector:
         assert detector.detect(np.full((128, 128, 3), 127, np.uint8)) is None
+
+
+ENGINE_NOISE = (b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+                b"W0000 00:00:1796561059.949606   10361 inference_feedback_manager.cc:114] Feedback manager ...\n")
+
+
+def test_the_quiet_window_drops_the_engines_lines_and_keeps_everything_else(capfd):
+    """What another thread writes to stderr while MediaPipe starts (a warning of the generating
+    thread, a progress bar) comes out after the window; the engine's banners do not."""
+    def ours():   # on file descriptor 2, as Python's stderr writes outside pytest's capture
+        os.write(2, b"ours: a warning from another thread\n")
+        os.write(2, b"progress\r")
+
+    with quiet_stderr():
+        os.write(2, ENGINE_NOISE)
+        thread = threading.Thread(target=ours)
+        thread.start()
+        thread.join()
+    err = capfd.readouterr().err
+    assert err == "ours: a warning from another thread\nprogress\r"
+
+
+def test_overlapping_quiet_windows_give_stderr_back_when_the_last_closes(capfd):
+    first, second = quiet_stderr(), quiet_stderr()
+    first.__enter__()
+    second.__enter__()          # another demo starting its detector meanwhile
+    first.__exit__(None, None, None)
+    os.write(2, ENGINE_NOISE)   # still inside the second window
+    second.__exit__(None, None, None)
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"
+
+
+def test_a_failing_quiet_window_writes_out_everything(capfd):
+    with pytest.raises(RuntimeError), quiet_stderr():
+        os.write(2, ENGINE_NOISE)
+        raise RuntimeError("the graph did not start")
+    assert capfd.readouterr().err == ENGINE_NOISE.decode()
+
+
+def test_a_detector_starts_without_the_engines_banners(capfd):
+    with PoseDetector(tracking=False) as detector:
+        detector.detect(np.full((128, 128, 3), 127, np.uint8))
+    assert not ENGINE_LINE.search(capfd.readouterr().err.encode())
