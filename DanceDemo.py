@@ -181,9 +181,11 @@ class DanceDemo:
         # One-Euro follows the real spacing of the frames: a live one's capture, a video's own times.
         clock = self.clock
         source = prefetch(self.source) if self.overlap else self.source
-        smoothed = smooth_stream(source, self.smooth, self.fps, time_of=self.source.time_of)
+        # "wait": for the next detected frame (overlapped: what detection has not finished yet);
+        # "smooth": the smoother's own time, the wait inside it not counted again.
+        smoothed = smooth_stream(clock.timed(source, "wait"), self.smooth, self.fps, time_of=self.source.time_of)
         with torch_threads(self.threads):
-            yield from self._generated(clock.timed(smoothed, "wait"))  # the next frame: read, detected, smoothed
+            yield from self._generated(clock.timed(smoothed, "smooth", inner="wait"))
 
     def _generated(self, frames):
         """(picture, frame) for each (SourceFrame, landmarks or None) of `frames`."""

@@ -15,7 +15,7 @@ default generator's time is also printed as a ratio to pix2pix's (issue 23's tar
   repeat running every generator on every path, taking turns to go first: wall seconds (median
   of --repeats, model loading included) and frames per second, and the milliseconds per frame
   of each stage (median and 90th percentile: read, detect, wait = the generating thread waiting
-  for its next frame, crop, generate, compose, write).
+  for its next frame, smooth, crop, generate, compose, write).
 - Live: the same video files played as a camera (`--live`: each frame released at its time,
   frames dropped when the demo is busy), for --seconds: frames shown of those captured,
   dropped, and the latency from capture to the picture made (median, p90). The HD clips are
@@ -60,7 +60,7 @@ PATHS = {"now": {"overlap": True, "runtime": "openvino"}, "before": {"overlap": 
 LEVERS = {"now, PyTorch network": {"overlap": True, "runtime": "torch"},
           "now, onnxruntime": {"overlap": True, "runtime": "onnxruntime"},
           "openvino only": {"overlap": False, "runtime": "openvino"}}
-STAGES = ("read", "detect", "wait", "crop", "generate", "compose", "write")
+STAGES = ("read", "detect", "wait", "smooth", "crop", "generate", "compose", "write")
 TARGET_OFFLINE_RATIO = 1.1  # issue 23: the default generator's offline time within this of pix2pix's
 SPEED_FRAMES = 60          # frames of the offline source MediaPipe tracks alone for the machine's speed (--tiny: 5)
 

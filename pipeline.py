@@ -55,16 +55,19 @@ class StageClock:
         finally:
             self.seconds[stage].append(time.perf_counter() - t0)
 
-    def timed(self, iterable, stage):
-        """`iterable`'s items, the time each took to come counted under `stage`."""
+    def timed(self, iterable, stage, inner=None):
+        """`iterable`'s items, the time each took to come counted under `stage`; with `inner`, a
+        stage timed within (the items `iterable` itself waits for), less the time counted there
+        meanwhile: the smoother's own time, not the wait for the frames it smooths."""
         it = iter(iterable)
         while True:
-            t0 = time.perf_counter()
+            t0, already = time.perf_counter(), len(self.seconds[inner]) if inner else 0
             try:
                 item = next(it)
             except StopIteration:
                 return
-            self.seconds[stage].append(time.perf_counter() - t0)
+            spent = time.perf_counter() - t0
+            self.seconds[stage].append(spent - (sum(self.seconds[inner][already:]) if inner else 0.0))
             yield item
 
     def clear(self):

@@ -76,6 +76,31 @@ def test_the_stage_clock_times_each_stage_and_each_item():
     assert summary["work"]["median_ms"] >= 9 and summary["read"]["median_ms"] < summary["work"]["median_ms"]
 
 
+def test_a_stage_timed_around_another_counts_only_its_own_time(monkeypatch):
+    """The demo's smoother: its time per frame, without the wait for the frames it smooths
+    (timed as "wait", inside it). A fake clock: the figures are exact."""
+    now = [0.0]
+    monkeypatch.setattr(pipeline.time, "perf_counter", lambda: now[0])
+
+    def detected():
+        for i in range(4):
+            now[0] += 0.020          # waiting for detection
+            yield i
+
+    def smoother(items):             # one frame late, as the median is
+        held = None
+        for x in items:
+            now[0] += 0.005
+            if held is not None:
+                yield held
+            held = x
+        yield held
+
+    clock = StageClock()
+    assert list(clock.timed(smoother(clock.timed(detected(), "wait")), "smooth", inner="wait")) == [0, 1, 2, 3]
+    assert clock.seconds["wait"] == pytest.approx([0.02] * 4)
+    assert clock.seconds["smooth"] == pytest.approx([0.01, 0.005, 0.005, 0.0])
+
 class NormedConv(torch.nn.Module):
     """A small network that reads a batch dict, as the generators' networks do."""
 
@@ -164,7 +189,7 @@ def test_the_overlapped_path_makes_the_same_pictures_as_the_sequential_one(tmp_p
     with torch_threads(overlapped.threads):  # the overlapped path's thread count: sums added in the same order
         b = pictures(sequential)
     assert len(a) == len(b) == 20 and all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert {"read", "detect", "wait", "generate", "compose"} <= set(overlapped.clock.summary())
+    assert {"read", "detect", "wait", "smooth", "generate", "compose"} <= set(overlapped.clock.summary())
     # An inference runtime running the network: within one grey level of PyTorch's pictures (the
     # reference). ONNX Runtime (float32) on next to no pixel values; the demo's, OpenVINO, in
     # bfloat16 where this CPU has it (the layered generator allows it), on a few of them.
