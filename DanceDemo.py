@@ -65,6 +65,11 @@ EMBEDDED_TRACK = PROJECT_DIR / "data" / "karate1_track.npz"  # skeletons only: t
 SKIP_SECONDS = 3        # how far `n` jumps ahead in the window
 CALIBRATION_SECONDS = 2.0     # live --normalise on: where the source stands, from its first seconds
 NORMALISE_CHOICES = ("auto", "on", "off")
+# Frames read and detected ahead of the one generated. Live, one: a camera's newest frame is
+# taken only when the last one was, so a picture is at most one frame's processing late. From
+# a file nothing is late: detection runs ahead across the generator's slower frames instead of
+# waiting for room (karate1, 2 cores: 4-5% less wall time for pix2pix and layered alike).
+LIVE_AHEAD, FILE_AHEAD = 1, 4
 
 log = logging.getLogger("dance")
 
@@ -180,7 +185,7 @@ class DanceDemo:
         """Yield (side-by-side picture, SourceFrame) per processed source frame."""
         # One-Euro follows the real spacing of the frames: a live one's capture, a video's own times.
         clock = self.clock
-        source = prefetch(self.source) if self.overlap else self.source
+        source = prefetch(self.source, LIVE_AHEAD if self.live else FILE_AHEAD) if self.overlap else self.source
         # "wait": for the next detected frame (overlapped: what detection has not finished yet);
         # "smooth": the smoother's own time, the wait inside it not counted again.
         smoothed = smooth_stream(clock.timed(source, "wait"), self.smooth, self.fps, time_of=self.source.time_of)
