@@ -6,11 +6,12 @@ for inference (Conv and BatchNorm fused, their own convolution kernels), each se
 tensors it reads:
   openvino      the demo's default. On this project's 2-core CPU (Intel, AMX; measured on
                 2026-12-06 with the machine slowed, docs/speed.md) it runs the layered generator's
-                fusion U-Net in 5.2-5.4 ms on one thread where ONNX Runtime takes 7.4-7.8 and
+                fusion U-Net in 2.8 ms on one thread where ONNX Runtime takes 7.4-7.8 and
                 PyTorch 10.4: in bfloat16 for a network whose generator allows it
                 (`LearnedGenerator.inference_precision`: the layered one, whose pictures stay within
-                one grey level; tested), in float32 otherwise (6.9 ms, within 1e-5 of PyTorch) and
-                on any CPU without bfloat16 arithmetic.
+                one grey level; tested), its transposed convolutions exported as sub-pixel ones
+                (subpixel.py: 5.0 ms without), in float32 otherwise (6.1-6.9 ms, within 1e-5 of
+                PyTorch) and on any CPU without bfloat16 arithmetic.
   onnxruntime   float32, within 2e-6 of PyTorch (the default until OpenVINO replaced it).
 PyTorch stays the reference: `DanceDemo(runtime="torch")`, or DANCE_RUNTIME=torch, runs it (a
 demo's runtime is DANCE_RUNTIME's where it is set, any of RUNTIMES: `chosen`); training and
@@ -24,6 +25,8 @@ import warnings
 
 import numpy as np
 import torch
+
+from subpixel import as_subpixel
 
 log = logging.getLogger("dance")
 
@@ -167,7 +170,11 @@ class OnnxNet:
                  "" if self.threads == 1 else "s")
 
     def _export(self, batch):
-        model, self.names = export_onnx(self.net, batch)
+        # In bfloat16, its transposed convolutions exported as sub-pixel convolutions: the same
+        # function, which OpenVINO computes in bfloat16 (it keeps transposed ones in float32;
+        # the layered U-Net: 5.0 -> 2.8 ms a frame, subpixel.py).
+        net = as_subpixel(self.net) if self.precision == "bf16" else self.net
+        model, self.names = export_onnx(net, batch)
         self.session = _SESSIONS[self.runtime](model, self.threads, self.precision)
         self.reads = self.session.inputs
 

@@ -16,12 +16,14 @@ import torch
 from conftest import ROOT, write_clip
 from DanceDemo import EMBEDDED_TRACK, DanceDemo
 from evaluate import Slowed
+from nets import UNet
 import pipeline
 from pipeline import StageClock, generating_threads, prefetch, torch_threads
 from pose_detector import PoseDetector
 from project import DanceError
 import runtime as runtime_module
 from runtime import OnnxNet
+from subpixel import SubPixelConv, as_subpixel, rewritable
 
 SLOW_S = 0.1   # the slowed generator's pause a frame: 2.5 frame periods of a 25 fps clip
 BF16_SHARE = 0.05   # the largest share of a picture's values a bfloat16 network may move by a grey level
@@ -101,6 +103,7 @@ def test_a_stage_timed_around_another_counts_only_its_own_time(monkeypatch):
     assert clock.seconds["wait"] == pytest.approx([0.02] * 4)
     assert clock.seconds["smooth"] == pytest.approx([0.01, 0.005, 0.005, 0.0])
 
+
 class NormedConv(torch.nn.Module):
     """A small network that reads a batch dict, as the generators' networks do."""
 
@@ -126,6 +129,35 @@ def test_an_inference_runtime_runs_a_network_as_pytorch_does_and_leaves_it_in_ev
         torch.testing.assert_close(ran, net(batch), rtol=0, atol=1e-5)  # eval mode: the running statistics
         assert not torch.allclose(ran, net.train()(batch), atol=1e-3)  # ... not the batch's
 
+
+def test_a_transposed_convolution_rewritten_as_a_sub_pixel_one_computes_the_same():
+    torch.manual_seed(0)
+    unet = UNet(in_channels=5, base=8, levels=3, out_channels=4, tanh=False).eval()  # the last one with a bias
+    with torch.no_grad():
+        for m in unet.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2)
+        x = torch.randn(2, 5, 24, 40)
+        rewritten = as_subpixel(unet)
+        assert sum(map(rewritable, unet.modules())) == 3 and not any(map(rewritable, rewritten.modules()))
+        torch.testing.assert_close(rewritten(x), unet(x), rtol=0, atol=1e-5)
+        assert sum(isinstance(m, torch.nn.ConvTranspose2d) for m in unet.modules()) == 3   # the original untouched
+        odd, y = torch.nn.ConvTranspose2d(3, 5, 4, 2, 1), torch.randn(1, 3, 7, 9)          # odd sizes, a bias
+        torch.testing.assert_close(SubPixelConv(odd)(y), odd(y), rtol=0, atol=1e-5)
+    assert not rewritable(torch.nn.ConvTranspose2d(26, 128, 4, 1, 0))   # the seed's first layer: another function
+
+
+def test_openvino_in_bfloat16_runs_transposed_convolutions_as_sub_pixel_ones(monkeypatch):
+    exported = []
+    export = runtime_module.export_onnx
+    monkeypatch.setattr(runtime_module, "export_onnx", lambda net, batch: exported.append(net) or export(net, batch))
+    unet, batch = UNet(in_channels=3, base=8, levels=3).eval(), {"pose": torch.randn(1, 3, 32, 32)}
+    for precision in ("f32", "bf16"):
+        runner = OnnxNet(unet, runtime="openvino", precision=precision)
+        with torch.no_grad():
+            assert (runner(batch) - unet(batch)).abs().max() < (0.05 if runner.precision == "bf16" else 1e-5)
+        rewritten = any(isinstance(m, SubPixelConv) for m in exported[-1].modules())
+        assert rewritten == (runner.precision == "bf16") and (exported[-1] is unet) != rewritten
 
 def test_openvino_computes_in_bfloat16_only_where_asked_and_where_the_cpu_can(monkeypatch):
     torch.manual_seed(0)
