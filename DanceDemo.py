@@ -36,6 +36,7 @@ import argparse
 import functools
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -55,7 +56,7 @@ from project import PROJECT_DIR, DanceError, cli_main, data_path
 from runtime import DEFAULT_RUNTIME, chosen
 from Skeleton import Skeleton, crop_person
 from smoothing import SMOOTHERS, smooth_stream
-from sources import DEFAULT_SMOOTHER, LIVE_SMOOTHER, open_source
+from sources import DEFAULT_SMOOTHER, LIVE_SMOOTHER, detects, open_source
 from VideoSkeleton import VideoSkeleton
 from VideoWriter import VideoWriter
 
@@ -107,7 +108,18 @@ class DanceDemo:
             raise DanceError(f"unknown --smooth {smooth!r}; choose one of {', '.join(SMOOTHERS)}")
         if normalise not in NORMALISE_CHOICES:
             raise DanceError(f"unknown --normalise {normalise!r}; choose one of {', '.join(NORMALISE_CHOICES)}")
-        self.source = open_source(source, every, panel, live)
+        # Overlapped, detection has a core of its own and the generator's threads the others (on two
+        # cores, one each: pipeline.generating_threads), for the inference runtime here, PyTorch in frames().
+        self.threads = min(torch.get_num_threads(), generating_threads()) if overlap and detects(source, live) else None
+        # The generator made, and its first frame's one-time costs paid (the runtime's export and
+        # compile: 0.1-0.3 s), on a thread of their own while the source is opened: a video's is
+        # probed for its detection margin, about 1 s of MediaPipe that leaves the other core mostly
+        # free. A bad source is said first, a bad model next.
+        with ThreadPoolExecutor(1, thread_name_prefix="generator") as pool:
+            made = pool.submit(self._generator, target, model, runtime)
+            self.source = open_source(source, every, panel, live)
+        self.generator = made.result()
+        self.target_name = self.generator.target_name
         self.source_path = Path(self.source.name)
         self.live = self.source.live
         # Reading and detecting the next frame on a thread of its own while this one is generated
@@ -115,18 +127,6 @@ class DanceDemo:
         self.overlap, self.clock = overlap, self.source.clock
         self.smooth = smooth or self.source.default_smoother
         self.panel, self.fps = panel, self.source.fps
-        # The target's person: a learned generator's model is models/<target>_<name>.pth
-        self.generator = make_generator(self.row, data_path(target or DEFAULT_TARGET), model)
-        self.target_name = self.generator.target_name
-        # Overlapped, detection has a core of its own and the generator's threads the others (on two
-        # cores, one each: pipeline.generating_threads), for the inference runtime here, PyTorch in frames().
-        self.threads = min(torch.get_num_threads(), generating_threads()) \
-            if overlap and self.source.detects else None
-        # An inference runtime runs a learned generator's network (runtime.py: OpenVINO, the layered
-        # network alone 2x PyTorch's speed on a CPU, pictures within a grey level; the demo, whose
-        # slowest stage is detection, 5-10%); runtime="torch" runs PyTorch, the reference.
-        if hasattr(self.generator, "use_runtime"):
-            self.generator.use_runtime(runtime, self.threads)
         # The source is cropped as the generator's training crops were (the model records how).
         self.crop_margin = self.generator.record["crop_margin"]
         self.stats, self.normalise = fresh_stats(), normalise
@@ -136,6 +136,17 @@ class DanceDemo:
         # Live, where the source stands is measured on its first seconds (whole-video stats need the future).
         self.calibration = Calibration(self.source.frame_size, max(1, round(CALIBRATION_SECONDS * self.fps))) \
             if self.live and normalise == "on" else None
+
+    def _generator(self, target, model, runtime):
+        """The target's person (a learned generator's model: models/<target>_<name>.pth), run by
+        `runtime` (runtime.py: OpenVINO, the layered network alone 2x PyTorch's speed on a CPU,
+        pictures within a grey level; the demo, whose slowest stage is detection, 5-10%;
+        "torch": PyTorch, the reference), its first frame's one-time costs paid."""
+        generator = make_generator(self.row, data_path(target or DEFAULT_TARGET), model)
+        if hasattr(generator, "use_runtime"):
+            generator.use_runtime(runtime, self.threads)
+        generator.prepare()
+        return generator
 
     @functools.cached_property
     def norm(self):

@@ -6,7 +6,8 @@ of its target person in that pose:
     image  = gen.generate(ske)               # a Skeleton -> (S, S, 3) BGR uint8
     images = gen.generate_batch(skeletons)   # (N, 33, 4), (N, 26) or Skeletons -> (N, S, S, 3) BGR uint8
     gen.reset()                              # a cut in the source: forget any state kept between frames
-    gen.warm_up()                            # a first frame's one-time costs paid now (before a live camera)
+    gen.prepare()                            # a first frame's one-time costs paid now (a runtime's compile)
+    gen.warm_up()                            # and whatever a live camera's first frames must not wait for
     gen.config                               # its settings, a JSON-able dict: at least image_size (S)
     gen.record                               # what it was made from, a JSON-able dict (provenance.py):
         target        the target video's file name (whose person it renders)
@@ -58,13 +59,19 @@ class Generator:
         """The target in the pose of `ske` (a Skeleton in crop coordinates): BGR uint8, S x S."""
         return self.generate_batch(np.asarray(ske.landmarks)[None])[0]
 
-    def warm_up(self):
-        """Pay a first frame's one-time costs now (an inference runtime's session built and run
-        once, buffers allocated) on a standing pose (Skeleton.STANDING), then forget it (`reset`).
-        A live demo calls it before its camera starts, so that no frame is dropped to them
-        (measured: the layered generator's first frame 162 ms on ONNX Runtime, the next 17-19 ms)."""
+    def prepare(self):
+        """Pay a first frame's one-time costs now (an inference runtime's export and compile, run
+        once; buffers allocated) on a standing pose (Skeleton.STANDING), then forget it (`reset`).
+        The demo does it on a thread of its own while its source is opened (measured: the layered
+        generator's first frame 0.28-0.34 s with OpenVINO, the next 8-11 ms)."""
         self.generate_batch(STANDING[None])
         self.reset()
+
+    def warm_up(self):
+        """`prepare`, and whatever else a live camera's first frames must not wait for (GenLayered:
+        its whole bank drawn). A live demo calls it before its camera starts, so that no frame is
+        dropped to them."""
+        self.prepare()
 
     @classmethod
     def model_name(cls, config):

@@ -263,8 +263,7 @@ def open_source(source, every, panel, live=False):
     live source."""
     if isinstance(source, Source):
         return source
-    kind = live_kind(source)
-    is_track = Path(source).suffix.lower() == ".npz"
+    kind, is_track = live_kind(source), is_skeleton_track(source)
     if live or kind:
         if is_track:
             raise DanceError(f"{source}: a skeleton track cannot be played live; play a video with --live")
@@ -273,3 +272,15 @@ def open_source(source, every, panel, live=False):
                              f"and drops the rest; leave --every out")
         return LiveSource(source, panel, kind or "file")
     return (TrackSource if is_track else VideoSource)(Path(source), every, panel)
+
+
+def is_skeleton_track(source):
+    """Whether `source` (a path or --source value) names a skeleton track (.npz): skeletons read,
+    not detected (TrackSource)."""
+    return not isinstance(source, Source) and Path(str(source)).suffix.lower() == ".npz"
+
+
+def detects(source, live=False):
+    """Whether the Source `open_source` makes of `source` finds each frame's skeleton, known
+    before it is opened (a skeleton track does not)."""
+    return source.detects if isinstance(source, Source) else live or not is_skeleton_track(source)
