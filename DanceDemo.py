@@ -111,14 +111,15 @@ class DanceDemo:
         # Overlapped, detection has a core of its own and the generator's threads the others (on two
         # cores, one each: pipeline.generating_threads), for the inference runtime here, PyTorch in frames().
         self.threads = min(torch.get_num_threads(), generating_threads()) if overlap and detects(source, live) else None
-        # The generator made, and its first frame's one-time costs paid (the runtime's export and
-        # compile: 0.1-0.3 s), on a thread of their own while the source is opened: a video's is
-        # probed for its detection margin, about 1 s of MediaPipe that leaves the other core mostly
-        # free. A bad source is said first, a bad model next.
+        # A learned generator is loaded, and its first frame's one-time costs paid (the runtime's
+        # export and compile: 0.15-0.35 s), on a thread of their own while the source is opened: a
+        # video's is probed for its detection margin, about 1 s of MediaPipe that leaves the other
+        # core mostly free. Bounded work only: the others may extract the target's skeletons
+        # (minutes, interruptible), made here after the source. A bad source is said first.
         with ThreadPoolExecutor(1, thread_name_prefix="generator") as pool:
-            made = pool.submit(self._generator, target, model, runtime)
+            made = pool.submit(self._generator, target, model, runtime) if self.row.learned else None
             self.source = open_source(source, every, panel, live)
-        self.generator = made.result()
+        self.generator = made.result() if made else self._generator(target, model, runtime)
         self.target_name = self.generator.target_name
         self.source_path = Path(self.source.name)
         self.live = self.source.live

@@ -72,8 +72,8 @@ import torch
 from DanceDemo import DanceDemo
 from generators import DEFAULT, TABLE, find, make_generator
 from metrics import BOX_MARGIN, beyond, fidelity, pool_rows
-from smoothing import SMOOTHERS
 from pipeline import StageClock
+from smoothing import SMOOTHERS
 from protocols import (HARD_EVERY, HARD_VARIANTS, HARDEST, REDETECT_MARGIN, SEED, at_panel_size, bench, cross_clips,
                        drive_clips, hard_clips, held_out, held_out_rows, novelty, speed, unseen)
 from report import finite, markdown
@@ -194,8 +194,8 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
     cross-person ones; `names`: score only these generators (default: every one); `edit_bases`:
     held-out skeletons edited into every family for the unseen poses."""
     torch.manual_seed(SEED)
-    timed = StageClock()   # each part's seconds (the JSON's part_seconds)
-    with timed("held_out"):
+    parts = StageClock()   # each part's seconds (the JSON's part_seconds)
+    with parts("held_out"):
         b = bench(target, test_video, max_frames, size,
                   lambda videoSke, train_idx: load_generators(videoSke, train_idx, models_dir, names), progress)
         results = {"settings": settings(b, max_frames), "rows": {}, "cross": {}}
@@ -205,19 +205,19 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
             results["rows"][name].update(speed(gen, b.skeletons))
     pictures = {"grid": (b.skeletons, {k: d.frames for k, d in driven.items() if k == "real" or k in b.gens})}
     scored = ["real", *b.gens]  # the rows of the novelty table
-    with timed("unseen"):
+    with parts("unseen"):
         nov, held_novelty = novelty(b, {name: per_frame[name] for name in scored})
         edges = nov["edges"]
         unseen_, pictures["unseen"], hardest = unseen(b, edges, edit_bases)
-    with timed("placed"):
+    with parts("placed"):
         results["placed"] = at_panel_size(b, driven)
-    with timed("cross"):
+    with parts("cross"):
         found_cross = cross_clips(cross)
         clips = drive_clips(b, found_cross, edges, DEFAULT_SMOOTHER, max_frames=max_frames, progress=progress)
         results["cross"], nov["clips"] = clips["tables"], clips["novelty"]
         pool_rows(nov["rows"], clips["pooled"], "cross", edges)
         hardest += clips["hardest"]
-    with timed("hard"):
+    with parts("hard"):
         clips = drive_clips(b, hard_clips(found_cross if hard else (), progress), edges, DEFAULT_SMOOTHER,
                             every=HARD_EVERY, max_frames=max_frames, progress=progress)
         results["hard"] = {"settings": {"variants": list(HARD_VARIANTS), "every": HARD_EVERY},
@@ -230,13 +230,13 @@ def evaluate(target, test_video=None, max_frames=MAX_FRAMES, cross=CROSS_SOURCES
     results["novelty"], results["unseen"] = nov, unseen_
     pictures["hardest"] = hardest_picture(hardest, b.gens)
     results["summary"] = summary(b.gens, per_frame, nov, results["unseen"], results["placed"])
-    with timed("demo"):
+    with parts("demo"):
         for name, fps in (demo_speed(demo_source, target, b.gens, b.model_files) if demo_source else {}).items():
             results["rows"][name]["demo_fps"] = fps
-    with timed("live"):
+    with parts("live"):
         if demo_source and SMOOTHED in b.gens:
             results["live"] = live_figures(demo_source, target, SMOOTHED, b.model_files.get(SMOOTHED))
-    results["settings"]["part_seconds"] = {part: sum(t) for part, t in timed.seconds.items()}
+    results["settings"]["part_seconds"] = dict(parts.total)
     return results, pictures
 
 

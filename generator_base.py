@@ -62,8 +62,8 @@ class Generator:
     def prepare(self):
         """Pay a first frame's one-time costs now (an inference runtime's export and compile, run
         once; buffers allocated) on a standing pose (Skeleton.STANDING), then forget it (`reset`).
-        The demo does it on a thread of its own while its source is opened (measured: the layered
-        generator's first frame 0.28-0.34 s with OpenVINO, the next 8-11 ms)."""
+        The demo does it while its source is opened (measured: the layered generator's first frame
+        0.28-0.34 s with OpenVINO, the next 8-11 ms; pix2pix's 0.13-0.34 s)."""
         self.generate_batch(STANDING[None])
         self.reset()
 

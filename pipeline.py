@@ -46,6 +46,7 @@ class StageClock:
 
     def __init__(self):
         self.seconds = defaultdict(list)
+        self.total = defaultdict(float)   # all the time counted under each stage, an iterator's last pull too
 
     @contextlib.contextmanager
     def __call__(self, stage):
@@ -53,31 +54,40 @@ class StageClock:
         try:
             yield
         finally:
-            self.seconds[stage].append(time.perf_counter() - t0)
+            self._count(stage, time.perf_counter() - t0)
+
+    def _count(self, stage, seconds):
+        self.seconds[stage].append(seconds)
+        self.total[stage] += seconds
 
     def timed(self, iterable, stage, inner=None):
         """`iterable`'s items, the time each took to come counted under `stage`; with `inner`, a
         stage timed within (the items `iterable` itself waits for), less the time counted there
-        meanwhile: the smoother's own time, not the wait for the frames it smooths."""
+        meanwhile: the smoother's own time, not the wait for the frames it smooths. The pull that
+        finds the end counts in `total` only: it brings no frame."""
         it = iter(iterable)
         while True:
-            t0, already = time.perf_counter(), len(self.seconds[inner]) if inner else 0
+            t0, before = time.perf_counter(), self.total.get(inner, 0.0)
             try:
                 item = next(it)
             except StopIteration:
+                self.total[stage] += time.perf_counter() - t0
                 return
-            spent = time.perf_counter() - t0
-            self.seconds[stage].append(spent - (sum(self.seconds[inner][already:]) if inner else 0.0))
+            self._count(stage, time.perf_counter() - t0 - (self.total.get(inner, 0.0) - before))
             yield item
 
     def clear(self):
         """Forget every time kept: a new run starts its figures afresh."""
         self.seconds.clear()
+        self.total.clear()
 
     def summary(self):
-        """{stage: {"median_ms", "p90_ms", "frames"}} in the order the stages first ran."""
+        """{stage: {"median_ms", "p90_ms", "frames"}} in the order the stages first ran (those
+        that timed a frame)."""
         out = {}
         for stage, seconds in list(self.seconds.items()):
+            if not seconds:
+                continue
             ms = np.asarray(seconds) * MS
             out[stage] = {"median_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)),
                           "frames": len(ms)}

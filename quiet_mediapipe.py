@@ -39,7 +39,8 @@ def quiet_stderr():
     start-up banners, ENGINE_LINE). Whatever else was written to stderr meanwhile, by any
     thread, is written out when the block ends; if it fails, everything is, so a real error
     message is never lost. Windows of several threads that overlap (the web page's demos,
-    each starting its detector) share one: stderr comes back when the last one closes."""
+    each starting its detector) share one: stderr comes back when the last one closes, and
+    what was written is passed on each time one of them closes."""
     fd = STDERR_FD
     try:
         os.fstat(fd)
@@ -56,34 +57,67 @@ def quiet_stderr():
 
 
 _window_lock = threading.Lock()
-_window = {"open": 0, "saved": None, "sink": None, "failed": False}   # the quiet window now open, if any
+# The quiet window now open, if any: how many blocks are inside, the real stderr (a duplicate of
+# fd 2), the file fd 2 points to meanwhile, how much of it was passed on, whether a block failed.
+_window = {"open": 0, "saved": None, "sink": None, "read": 0, "failed": False}
+
+
+def _flush_python_stderr():
+    """Python's own text still buffered, written to fd 2 now, so that it keeps its order."""
+    with contextlib.suppress(AttributeError, ValueError, OSError):   # no sys.stderr, or a closed one
+        sys.stderr.flush()
 
 
 def _open_window(fd):
     with _window_lock:
         if not _window["open"]:
-            sys.stderr.flush()
+            _flush_python_stderr()
             sink = tempfile.TemporaryFile()
-            _window.update(saved=os.dup(fd), sink=sink, failed=False)
-            os.dup2(sink.fileno(), fd)
+            saved = None
+            try:
+                saved = os.dup(fd)
+                os.dup2(sink.fileno(), fd)
+            except OSError:
+                sink.close()
+                if saved is not None:
+                    os.close(saved)
+                raise
+            _window.update(saved=saved, sink=sink, read=0, failed=False)
         _window["open"] += 1
 
 
 def _close_window(fd, failed):
+    """One block leaves: what was written since the last pass is passed on to the real stderr
+    (its whole lines; the engine's dropped unless a block failed), so that windows of other
+    threads that keep overlapping never hold it back; the last one out gives fd 2 back."""
     with _window_lock:
         _window["open"] -= 1
         _window["failed"] |= failed
-        if _window["open"]:
-            return
-        sys.stderr.flush()   # Python's own text still buffered goes to the sink, in its order
-        os.dup2(_window["saved"], fd)
-        os.close(_window["saved"])
-        with _window["sink"] as sink:
-            sink.seek(0)
-            written = sink.read()
-        kept = written if _window["failed"] else not_engine_lines(written)
-        while kept:
-            kept = kept[os.write(fd, kept):]
+        last = not _window["open"]
+        _flush_python_stderr()
+        try:
+            if last:
+                os.dup2(_window["saved"], fd)
+            _pass_on(_window["saved"], whole=last)
+        finally:
+            if last:
+                os.close(_window["saved"])
+                _window["sink"].close()
+                _window.update(saved=None, sink=None)
+
+
+def _pass_on(out, whole):
+    """Write to `out` what the sink got since the last pass: all of it when `whole`, else up to
+    its last line end (a line being written stays for the next pass). Read without moving the
+    sink's offset, where fd 2's writes land."""
+    sink, start = _window["sink"].fileno(), _window["read"]
+    data = os.pread(sink, max(0, os.fstat(sink).st_size - start), start)
+    if not whole:
+        data = data[:max(data.rfind(b"\n"), data.rfind(b"\r")) + 1]
+    _window["read"] = start + len(data)
+    kept = data if _window["failed"] else not_engine_lines(data)
+    while kept:
+        kept = kept[os.write(out, kept):]
 
 
 class QuietSolution:

@@ -37,6 +37,12 @@ DEFAULT_RUNTIME = "openvino"
 RUNTIME_VARIABLE = "DANCE_RUNTIME"   # the environment's word over the code's: torch, onnxruntime or openvino
 PRECISIONS = ("f32", "bf16")      # bf16: bfloat16 products, float32 sums, where the CPU has the arithmetic
 _NEEDS = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino")}  # onnx: the exporter's
+# The exporter's notes that its TorchScript path is deprecated: ours to know (we choose it), not
+# the user's. Filters set once, by message, not warnings.catch_warnings around the export: that
+# swaps the process's filters, and the demo exports on a thread of its own beside others.
+EXPORTER_NOTES = (("You are using the legacy TorchScript", ""), ("The feature will be removed", r"torch\.onnx"))
+for _note, _module in EXPORTER_NOTES:
+    warnings.filterwarnings("ignore", message=_note, category=DeprecationWarning, module=_module)
 
 
 def check_runtime(runtime):
@@ -84,11 +90,9 @@ def export_onnx(net, batch):
     # The exporter runs the module in eval mode, then puts back the mode of the module it was
     # given: the wrapper must be in eval mode too, or `net` is left training (its BatchNorm
     # then normalising each batch by itself).
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's notes on the legacy path and on constants
-        torch.onnx.export(_Positional(net, names).eval(), tuple(batch[k] for k in names), buffer, dynamo=False,
-                          opset_version=OPSET, input_names=names, output_names=["image"],
-                          dynamic_axes={**{k: {0: "batch"} for k in names}, "image": {0: "batch"}})
+    torch.onnx.export(_Positional(net, names).eval(), tuple(batch[k] for k in names), buffer, dynamo=False,
+                      opset_version=OPSET, input_names=names, output_names=["image"],
+                      dynamic_axes={**{k: {0: "batch"} for k in names}, "image": {0: "batch"}})
     return buffer.getvalue(), names
 
 

@@ -15,9 +15,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from project import data_dir  # noqa: E402
+from runtime import EXPORTER_NOTES  # noqa: E402
 from Skeleton import reduced_vectors  # noqa: E402
 from VideoReader import VideoReader  # noqa: E402
 
+
+def pytest_configure(config):
+    """The ONNX exporter's deprecation notes silenced here as runtime.py silences them for the
+    demo: pytest sets the warning filters afresh around each test."""
+    for note, module in EXPORTER_NOTES:
+        config.addinivalue_line("filterwarnings", f"ignore:{note}:DeprecationWarning:{module}")
 
 def run(script, *args, env=None, cwd=ROOT):
     """Run one of the project's scripts as a user would: (completed process with text output)."""

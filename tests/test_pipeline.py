@@ -88,6 +88,7 @@ def test_a_stage_timed_around_another_counts_only_its_own_time(monkeypatch):
         for i in range(4):
             now[0] += 0.020          # waiting for detection
             yield i
+        now[0] += 0.030              # the end found: the detector closed, no frame
 
     def smoother(items):             # one frame late, as the median is
         held = None
@@ -100,8 +101,11 @@ def test_a_stage_timed_around_another_counts_only_its_own_time(monkeypatch):
 
     clock = StageClock()
     assert list(clock.timed(smoother(clock.timed(detected(), "wait")), "smooth", inner="wait")) == [0, 1, 2, 3]
-    assert clock.seconds["wait"] == pytest.approx([0.02] * 4)
+    assert clock.seconds["wait"] == pytest.approx([0.02] * 4) and clock.total["wait"] == pytest.approx(0.11)
     assert clock.seconds["smooth"] == pytest.approx([0.01, 0.005, 0.005, 0.0])
+    assert list(clock.summary()) == ["wait", "smooth"]
+    clock.seconds["show"] = []                   # a stage that timed no frame is left out
+    assert "show" not in clock.summary()
 
 
 class NormedConv(torch.nn.Module):
@@ -151,13 +155,16 @@ def test_openvino_in_bfloat16_runs_transposed_convolutions_as_sub_pixel_ones(mon
     exported = []
     export = runtime_module.export_onnx
     monkeypatch.setattr(runtime_module, "export_onnx", lambda net, batch: exported.append(net) or export(net, batch))
+    monkeypatch.setattr(runtime_module, "cpu_has_bf16", lambda: True)   # the export's choice, on any CPU
     unet, batch = UNet(in_channels=3, base=8, levels=3).eval(), {"pose": torch.randn(1, 3, 32, 32)}
     for precision in ("f32", "bf16"):
         runner = OnnxNet(unet, runtime="openvino", precision=precision)
         with torch.no_grad():
             assert (runner(batch) - unet(batch)).abs().max() < (0.05 if runner.precision == "bf16" else 1e-5)
         rewritten = any(isinstance(m, SubPixelConv) for m in exported[-1].modules())
-        assert rewritten == (runner.precision == "bf16") and (exported[-1] is unet) != rewritten
+        assert runner.precision == precision and rewritten == (precision == "bf16")
+        assert (exported[-1] is unet) != rewritten     # a copy rewritten, the network itself untouched
+
 
 def test_openvino_computes_in_bfloat16_only_where_asked_and_where_the_cpu_can(monkeypatch):
     torch.manual_seed(0)
