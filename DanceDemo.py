@@ -33,6 +33,7 @@ in panels.py (shared with evaluate.py).
     python DanceDemo.py --source 0                        # the camera
 """
 import argparse
+import contextlib
 import functools
 import logging
 import time
@@ -51,7 +52,7 @@ from generators import DEFAULT, describe, find, make_generator
 from live import live_kind
 from Motion import TRAVEL_ROOM, Calibration, normalised_box, travel_share, video_pose_stats
 from panels import PANEL, label, place_crop, placeholder
-from pipeline import generating_threads, prefetch, torch_threads
+from pipeline import generating_threads, held_logs, prefetch, torch_threads
 from project import PROJECT_DIR, DanceError, cli_main, data_path
 from runtime import DEFAULT_RUNTIME, chosen
 from Skeleton import Skeleton, crop_person
@@ -117,9 +118,11 @@ class DanceDemo:
         # core mostly free. Bounded work only: the others may extract the target's skeletons
         # (minutes, interruptible), made here after the source. A bad source is said first.
         with ThreadPoolExecutor(1, thread_name_prefix="generator") as pool:
-            made = pool.submit(self._generator, target, model, runtime) if self.row.learned else None
+            made = pool.submit(self._generator, target, model, runtime, beside=True) if self.row.learned else None
             self.source = open_source(source, every, panel, live)
-        self.generator = made.result() if made else self._generator(target, model, runtime)
+        self.generator, notes = made.result() if made else self._generator(target, model, runtime)
+        for note in notes:   # said once the source is known good (a bad one: its error alone)
+            log.handle(note)
         self.target_name = self.generator.target_name
         self.source_path = Path(self.source.name)
         self.live = self.source.live
@@ -138,16 +141,18 @@ class DanceDemo:
         self.calibration = Calibration(self.source.frame_size, max(1, round(CALIBRATION_SECONDS * self.fps))) \
             if self.live and normalise == "on" else None
 
-    def _generator(self, target, model, runtime):
+    def _generator(self, target, model, runtime, beside=False):
         """The target's person (a learned generator's model: models/<target>_<name>.pth), run by
-        `runtime` (runtime.py: OpenVINO, the layered network alone 2x PyTorch's speed on a CPU,
+        `runtime` (runtime.py: OpenVINO, the layered network alone 3.7x PyTorch's speed on a CPU,
         pictures within a grey level; the demo, whose slowest stage is detection, 5-10%;
-        "torch": PyTorch, the reference), its first frame's one-time costs paid."""
-        generator = make_generator(self.row, data_path(target or DEFAULT_TARGET), model)
-        if hasattr(generator, "use_runtime"):
-            generator.use_runtime(runtime, self.threads)
-        generator.prepare()
-        return generator
+        "torch": PyTorch, the reference), its first frame's one-time costs paid: (generator, the
+        log records made meanwhile, held back when `beside` the opening of the source, else said)."""
+        with held_logs(log) if beside else contextlib.nullcontext([]) as notes:
+            generator = make_generator(self.row, data_path(target or DEFAULT_TARGET), model)
+            if hasattr(generator, "use_runtime"):
+                generator.use_runtime(runtime, self.threads)
+            generator.prepare()
+        return generator, notes
 
     @functools.cached_property
     def norm(self):

@@ -200,9 +200,9 @@ class GenLayered(BankGenerator):
     keeps_state = True  # its references, kept from frame to frame (hysteresis)
     # Its network's picture is, pixel by pixel, a selection among float32 candidates: bfloat16's
     # rounding in the U-Net moves a selection weight, not the candidates, and the pictures stay
-    # within one grey level of float32's (2.1% of the values of the demo's pictures of karate1, its
-    # upsampling in bfloat16 too since the sub-pixel rewrite, subpixel.py; 1.2% before: docs/speed.md;
-    # tests/test_pipeline.py checks it on a short clip). pix2pix, which paints every pixel, moves by
+    # within one grey level of float32's: one level off on 2.1% of the values of the demo's pictures
+    # of karate1, the rest the same (its upsampling in bfloat16 too since the sub-pixel rewrite,
+    # subpixel.py; 1.2% before: docs/speed.md; tests/test_pipeline.py checks it on a short clip). pix2pix, which paints every pixel, moves by
     # up to 3 and stays float32.
     inference_precision = "bf16"
 

@@ -18,7 +18,7 @@ from GenNearest import GenNearest
 from GenPix2Pix import GenPix2Pix
 from GenVanillaNN import GenVanillaNN
 from GenWarp import GenWarp
-from project import DanceError
+from project import DanceError, data_path
 from provenance import TARGET_KEYS, check_record
 from VideoSkeleton import VideoSkeleton
 from caches import file_digest
@@ -106,9 +106,12 @@ def target_model(row, target, models_dir=MODELS_DIR):
     path = model_path(video, row.name, models_dir)
     if not path.exists():
         there = available_models(row, models_dir)
+        # The video as the trainer finds it: by name in the data folder, else by its path.
+        named = video.name if data_path(video.name).resolve() == video.resolve() else str(video)
+        missing = "" if video.exists() else f" ({video} is not there either)"
         raise DanceError(f"no {row.name} model of {video.stem} in {models_dir} ("
                          + (f"there: {', '.join(there)}" if there else "none there")
-                         + f"); train one with {row.trainer.replace('TARGET.mp4', video.name)}, or pass --model")
+                         + f"); train one with {row.trainer.replace('TARGET.mp4', named)}{missing}, or pass --model")
     return path, video.stem
 
 

@@ -139,6 +139,26 @@ def torch_threads(count):
                 torch.set_num_threads(_threads_held["before"])
 
 
+@contextlib.contextmanager
+def held_logs(logger):
+    """The records `logger` gets from this thread inside, held back instead of written: yields
+    their list, for the caller to hand on (`logger.handle`) once it knows they apply (the demo's
+    notes on its generator, made beside a source that may turn out bad: then only its error shows)."""
+    held, me = [], threading.get_ident()
+
+    def hold(record):
+        if record.thread != me:
+            return True
+        held.append(record)
+        return False
+
+    logger.addFilter(hold)
+    try:
+        yield held
+    finally:
+        logger.removeFilter(hold)
+
+
 def prefetch(iterable, depth=1):
     """Yield `iterable`'s items, produced on a thread of their own up to `depth` ahead.
 

@@ -28,9 +28,15 @@ STDERR_FD = 2   # where the C++ side writes, whatever Python's sys.stderr is
 
 
 def not_engine_lines(data):
-    """What of `data` (bytes written to stderr) is not the engine's start-up noise (ENGINE_LINE):
-    the other lines, whole, in their order."""
-    return b"".join(line for line in data.splitlines(keepends=True) if not ENGINE_LINE.match(line))
+    """What of `data` (bytes written to stderr) is not the engine's start-up noise (ENGINE_LINE),
+    in its order. An engine line may follow text of ours with no line end between them (a
+    progress bar's update ends in a carriage return, rewritten in place): it is cut from where
+    it starts to its end."""
+    kept = []
+    for line in data.splitlines(keepends=True):   # at \n, \r and \r\n
+        noise = ENGINE_LINE.search(line)
+        kept.append(line if noise is None else line[:noise.start()])
+    return b"".join(kept)
 
 
 @contextlib.contextmanager

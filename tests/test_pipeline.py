@@ -3,6 +3,7 @@ generated (pipeline.prefetch), the same pictures as the sequential path, in orde
 frame later; the networks run by OpenVINO or ONNX Runtime within a grey level of PyTorch's
 pictures; the stage clock; and the benchmark, run tiny (figures printed, no speed asserted)."""
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from DanceDemo import EMBEDDED_TRACK, DanceDemo
 from evaluate import Slowed
 from nets import UNet
 import pipeline
-from pipeline import StageClock, generating_threads, prefetch, torch_threads
+from pipeline import StageClock, generating_threads, held_logs, prefetch, torch_threads
 from pose_detector import PoseDetector
 from project import DanceError
 import runtime as runtime_module
@@ -107,6 +108,18 @@ def test_a_stage_timed_around_another_counts_only_its_own_time(monkeypatch):
     clock.seconds["show"] = []                   # a stage that timed no frame is left out
     assert "show" not in clock.summary()
 
+
+def test_held_logs_hold_this_threads_records_and_let_the_others_through(caplog):
+    log = logging.getLogger("dance")
+    with caplog.at_level(logging.INFO, logger="dance"):
+        with held_logs(log) as held:
+            log.info("ours, held")
+            other = threading.Thread(target=log.info, args=("another thread's, said",))
+            other.start()
+            other.join()
+        log.info("after, said")
+    assert [r.getMessage() for r in held] == ["ours, held"]
+    assert [r.getMessage() for r in caplog.records] == ["another thread's, said", "after, said"]
 
 class NormedConv(torch.nn.Module):
     """A small network that reads a batch dict, as the generators' networks do."""

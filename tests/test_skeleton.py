@@ -139,8 +139,9 @@ def test_the_quiet_window_drops_the_engines_lines_and_keeps_everything_else(capf
         thread = threading.Thread(target=ours)
         thread.start()
         thread.join()
+        os.write(2, b"demo: 11%|# | 21/192" + ENGINE_NOISE)   # after a progress bar's update, no line end between
     err = capfd.readouterr().err
-    assert err == "ours: a warning from another thread\nprogress\r"
+    assert err == "ours: a warning from another thread\nprogress\rdemo: 11%|# | 21/192"
 
 
 def test_overlapping_quiet_windows_pass_on_what_came_and_give_stderr_back_when_the_last_closes(capfd):
