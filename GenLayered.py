@@ -202,8 +202,8 @@ class GenLayered(BankGenerator):
     # rounding in the U-Net moves a selection weight, not the candidates, and the pictures stay
     # within one grey level of float32's: one level off on 2.1% of the values of the demo's pictures
     # of karate1, the rest the same (its upsampling in bfloat16 too since the sub-pixel rewrite,
-    # subpixel.py; 1.2% before: docs/speed.md; tests/test_pipeline.py checks it on a short clip). pix2pix, which paints every pixel, moves by
-    # up to 3 and stays float32.
+    # subpixel.py; 1.2% before: docs/speed.md; tests/test_pipeline.py checks it on a short clip).
+    # pix2pix, which paints every pixel, moves by up to 3 and stays float32.
     inference_precision = "bf16"
 
     def build(self):

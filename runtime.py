@@ -169,7 +169,7 @@ class OnnxNet:
         if precision not in _SESSIONS[runtime].precisions or (precision == "bf16" and not cpu_has_bf16()):
             precision = "f32"
         self.runtime, self.precision = runtime, precision
-        self.session = self.names = None
+        self.session = None
         log.info("%s runs the network (%s, %d thread%s)", _NAMES[runtime], _PRECISION_NAMES[precision], self.threads,
                  "" if self.threads == 1 else "s")
 
@@ -178,7 +178,7 @@ class OnnxNet:
         # function, which OpenVINO computes in bfloat16 (it keeps transposed ones in float32;
         # the layered U-Net: 5.0 -> 2.8 ms a frame, subpixel.py).
         net = as_subpixel(self.net) if self.precision == "bf16" else self.net
-        model, self.names = export_onnx(net, batch)
+        model, _ = export_onnx(net, batch)
         self.session = _SESSIONS[self.runtime](model, self.threads, self.precision)
         self.reads = self.session.inputs
 
